@@ -1,6 +1,7 @@
 //! Paddock's pure decisions: no sockets, files, clocks or async.
 #![forbid(unsafe_code)]
 
+pub mod broker;
 pub mod config;
 pub mod egress;
 pub mod host;
@@ -8,7 +9,14 @@ pub mod ip;
 mod ip_tables;
 pub mod literal;
 pub mod sandbox;
+pub mod scrub;
+pub mod usage;
 
+pub use broker::{
+    BodyGuard, BrokerDecision, BrokerError, BrokerRequest, BrokerRule, HANDLE_MIN_BODY,
+    HANDLE_PREFIX, HANDLE_RANDOM_BYTES, HandleSet, HandleSpec, HeaderRewrite, SecretValue,
+    StreamScrubber, find_handle_shapes, generate_handle, is_handle_shaped,
+};
 pub use config::{PolicyConfig, PolicyError};
 pub use egress::{
     Decision, Denied, EgressPolicy, EgressRequest, Method, Rule, Scheme, ValidatedAddr, Verdict,
@@ -20,3 +28,11 @@ pub use ip::{
     ipv6_special_ranges,
 };
 pub use literal::{Literal, parse_literal};
+pub use scrub::{
+    Finding, MIN_SECRET_LEN, ScrubError, Scrubber, SecretKind, pattern_scan_steps, scrub,
+    scrub_bytes,
+};
+pub use usage::{
+    BodyFormat, Budget, BudgetConfig, BudgetConfigError, BudgetRule, BudgetState, BudgetTotals,
+    TokenUsage, UsageMeter, UsageReport, parse_usage_event, parse_usage_json,
+};
