@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Builds Paddock's images without any container registry: from Debian packages (debootstrap +
+# `docker import`) or FROM scratch with static binaries built here.
+#
+#   sandbox-images/build.sh                 # every image
+#   sandbox-images/build.sh test proxy      # some of them (base, agent, proxy, test)
+#
+# Options (environment):
+#   PADDOCK_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   PADDOCK_DEBIAN_SUITE   Debian suite (default bookworm)
+#   PADDOCK_EXTRA_CA       PEM bundle trusted at build time and inside the images
+#                          (for a corporate TLS-intercepting proxy in front of the mirror)
+#   PADDOCK_IMAGE_PREFIX   image name prefix (default paddock)
+#   PADDOCK_FORCE=1        rebuild even when the inputs are unchanged
+#   CARGO_TARGET_DIR       cargo's target directory (default: the workspace's target/)
+#
+# Every image carries the label org.paddock.inputs: a hash of everything that went into it.
+# An image whose label matches the current inputs is not rebuilt.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+mirror="${PADDOCK_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+suite="${PADDOCK_DEBIAN_SUITE:-bookworm}"
+prefix="${PADDOCK_IMAGE_PREFIX:-paddock}"
+extra_ca="${PADDOCK_EXTRA_CA:-}"
+force="${PADDOCK_FORCE:-0}"
+target="x86_64-unknown-linux-gnu"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+bin_dir="$target_dir/$target/release"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
+# Bump when the base recipe below changes in a way the other inputs do not capture.
+base_recipe=1
+base_packages="bash,coreutils,git,ca-certificates,python3,python3-venv,procps,less,findutils,grep,sed,tar,gzip,xz-utils,curl,openssh-client"
+
+log() { printf '[images] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(uname -m)" = x86_64 ] || die "only x86_64 hosts are supported"
+command -v docker >/dev/null || die "docker is not installed (scripts/services.sh: paddock_docker)"
+docker info >/dev/null 2>&1 || die "docker daemon unreachable"
+if [ -n "$extra_ca" ]; then
+  [ -f "$extra_ca" ] || die "PADDOCK_EXTRA_CA=$extra_ca is not a file"
+  grep -q "BEGIN CERTIFICATE" "$extra_ca" || die "PADDOCK_EXTRA_CA=$extra_ca holds no PEM certificate"
+fi
+
+sha() { sha256sum | cut -d' ' -f1; }
+file_hash() { sha256sum "$@" | sha; }
+extra_ca_hash() { if [ -n "$extra_ca" ]; then file_hash "$extra_ca"; else echo none; fi; }
+
+# current_inputs IMAGE: the inputs label of IMAGE, empty when it does not exist.
+current_inputs() {
+  docker image inspect --format '{{ index .Config.Labels "org.paddock.inputs" }}' "$1" 2>/dev/null || true
+}
+
+# up_to_date IMAGE HASH: whether IMAGE exists with these inputs (and no rebuild is forced).
+up_to_date() {
+  [ "$force" != 1 ] && [ "$(current_inputs "$1")" = "$2" ]
+}
+
+labels() {
+  printf -- '--label\norg.paddock.inputs=%s\n--label\norg.paddock.version=%s\n--label\norg.paddock.image=%s\n' "$1" "$version" "$2"
+}
+
+# Static binaries: no loader, no libc to trust, runs in FROM scratch and busybox images.
+build_static() {
+  log "building static binaries: $*"
+  local args=()
+  local p
+  for p in "$@"; do args+=(-p "$p"); done
+  (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --target "$target" "${args[@]}" >&2)
+}
+
+# stage DIR FILE...: a fresh build context with the given files, binaries stripped.
+stage() {
+  local dir="$1"; shift
+  rm -rf "$dir" && mkdir -p "$dir"
+  local f
+  for f in "$@"; do cp "$f" "$dir/"; done
+}
+
+passwd_files() {
+  local dir="$1"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nagent:x:10001:10001:agent:/home/agent:/bin/sh\nnonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n' >"$dir/passwd"
+  printf 'root:x:0:\nagent:x:10001:\nnonroot:x:65532:\n' >"$dir/group"
+}
+
+work="$(mktemp -d /var/tmp/paddock-images.XXXXXX)"
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+
+base_image="$prefix/base:$suite"
+base_inputs() {
+  printf '%s\n' "$base_recipe" "$suite" "$mirror" "$base_packages" "$(extra_ca_hash)" | sha
+}
+
+build_base() {
+  local inputs; inputs="$(base_inputs)"
+  if up_to_date "$base_image" "$inputs"; then log "$base_image is up to date"; return; fi
+  command -v debootstrap >/dev/null || {
+    log "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+  }
+  local rootfs="$work/rootfs"
+  log "debootstrap $suite from $mirror"
+  debootstrap --variant=minbase --include="$base_packages" "$suite" "$rootfs" "$mirror" >&2
+  if [ -n "$extra_ca" ]; then
+    install -m 0644 "$extra_ca" "$rootfs/usr/local/share/ca-certificates/paddock-extra.crt"
+    chroot "$rootfs" update-ca-certificates >&2
+  fi
+  # Nothing the image does not need at run time: package caches, logs, machine identity.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/var/log/* "$rootfs"/tmp/* "$rootfs"/etc/machine-id
+  log "importing $base_image"
+  tar --numeric-owner -C "$rootfs" -c . | docker import \
+    --change "LABEL org.paddock.inputs=$inputs" \
+    --change "LABEL org.paddock.version=$version" \
+    --change "LABEL org.paddock.image=base" \
+    --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+    --change 'CMD ["/bin/bash"]' \
+    - "$base_image" >/dev/null
+}
+
+build_agent() {
+  build_base
+  build_static paddock-init
+  local ctx="$work/agent"
+  stage "$ctx" "$here/images/agent/Dockerfile" "$bin_dir/paddock-init"
+  strip "$ctx/paddock-init"
+  local base_id; base_id="$(docker image inspect --format '{{.Id}}' "$base_image")"
+  local inputs
+  inputs="$(printf '%s\n' "$base_id" "$(file_hash "$ctx/Dockerfile" "$ctx/paddock-init")" | sha)"
+  local image="$prefix/agent:latest"
+  if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
+  log "building $image"
+  mapfile -t lab < <(labels "$inputs" agent)
+  docker build --pull=false --network=none --build-arg "BASE_IMAGE=$base_image" "${lab[@]}" \
+    -t "$image" -t "$prefix/agent:$version" "$ctx" >&2
+}
+
+build_proxy() {
+  build_static paddock-egress
+  local ctx="$work/proxy"
+  stage "$ctx" "$here/images/proxy/Dockerfile" "$bin_dir/paddock-egress"
+  strip "$ctx/paddock-egress"
+  passwd_files "$ctx"
+  # The host's Debian CA bundle (plus the extra CA) for upstream TLS.
+  cat /etc/ssl/certs/ca-certificates.crt >"$ctx/ca-certificates.crt"
+  [ -z "$extra_ca" ] || cat "$extra_ca" >>"$ctx/ca-certificates.crt"
+  local inputs; inputs="$(cd "$ctx" && file_hash Dockerfile paddock-egress ca-certificates.crt passwd group)"
+  local image="$prefix/egress:latest"
+  if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
+  log "building $image"
+  mapfile -t lab < <(labels "$inputs" egress)
+  docker build --pull=false --network=none "${lab[@]}" -t "$image" -t "$prefix/egress:$version" "$ctx" >&2
+}
+
+build_test() {
+  build_static paddock-init
+  local ctx="$work/test"
+  stage "$ctx" "$here/images/test/Dockerfile" "$bin_dir/paddock-init" "$bin_dir/paddock-redteam"
+  strip "$ctx/paddock-init" "$ctx/paddock-redteam"
+  passwd_files "$ctx"
+  # busybox-static from the Debian archive (apt, not a container registry).
+  (cd "$work" && apt-get download busybox-static >&2)
+  dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox-root"
+  cp "$work/busybox-root/bin/busybox" "$ctx/busybox"
+  local inputs
+  inputs="$(cd "$ctx" && file_hash Dockerfile busybox paddock-init paddock-redteam passwd group)"
+  local image="$prefix/test:latest"
+  if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
+  log "building $image"
+  mapfile -t lab < <(labels "$inputs" test)
+  docker build --pull=false --network=none "${lab[@]}" -t "$image" -t "$prefix/test:$version" "$ctx" >&2
+}
+
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(base agent proxy test)
+for w in "${wanted[@]}"; do
+  case "$w" in
+    base) build_base ;;
+    agent) build_agent ;;
+    proxy) build_proxy ;;
+    test) build_test ;;
+    *) die "unknown image $w (base, agent, proxy, test)" ;;
+  esac
+done
+log "done: ${wanted[*]}"

@@ -1,0 +1,158 @@
+//! The agent's life under paddock-init: exit status, signals, reaping, environment, refusal to
+//! start on a weakened profile or a kernel without landlock.
+
+use std::io::{BufRead, BufReader, Read};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::support::{REDTEAM, REFUSED_TO_START, Sandbox, landlock_or_skip, path_str};
+
+#[test]
+fn exit_status_is_the_agents() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    assert_eq!(sb.attempt("exit", Some("0")).code, 0);
+    assert_eq!(sb.attempt("exit", Some("7")).code, 7);
+}
+
+fn wait_ready(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    let stdout = child.stdout.as_mut().unwrap();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.starts_with("ready"), "{line:?}");
+    line
+}
+
+fn wait_exit(child: &mut std::process::Child) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "init did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn signals_are_forwarded_to_the_agent() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    // The agent handles SIGTERM itself and exits 42.
+    let mut child = sb.spawn(&[REDTEAM, "wait-term"]);
+    wait_ready(&mut child);
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(wait_exit(&mut child), 42);
+    let mut rest = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut rest)
+        .unwrap();
+    assert!(rest.contains("got SIGTERM"), "{rest:?}");
+
+    // An agent that does not handle signals dies of them: 128 + signal.
+    for (sig, code) in [
+        (Signal::SIGTERM, 143),
+        (Signal::SIGINT, 130),
+        (Signal::SIGHUP, 129),
+    ] {
+        let mut child = sb.spawn(&[REDTEAM, "sleep", "30"]);
+        wait_ready(&mut child);
+        kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), sig).unwrap();
+        assert_eq!(wait_exit(&mut child), code, "{sig}");
+    }
+}
+
+#[test]
+fn orphans_are_adopted_and_reaped() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let child = sb
+        .command(&[REDTEAM, "zombie"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let init_pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("adopted_by={init_pid} reaped")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn proxy_variables_point_at_the_relay() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb.run(&["/usr/bin/env"]);
+    let url = format!("http://{}", sb.profile.relay.listen);
+    for key in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        assert!(
+            out.stdout.contains(&format!("{key}={url}\n")),
+            "{key}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn missing_landlock_abi_refuses_to_start_unless_optional() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let mut sb = Sandbox::new();
+    let marker = sb.path("workspace/ran");
+    sb.profile.filesystem.landlock.min_abi = 99;
+    let out = sb.attempt("write", Some(path_str(&marker)));
+    assert_eq!(out.code, REFUSED_TO_START, "{out:?}");
+    assert!(out.stderr.contains("landlock ABI"), "{}", out.stderr);
+    assert!(!marker.exists(), "the agent must not have run");
+
+    sb.profile.filesystem.landlock.optional = true;
+    let out = sb.attempt("write", Some(path_str(&marker)));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(marker.exists());
+}
+
+#[test]
+fn weakened_profile_refuses_to_start() {
+    let mut sb = Sandbox::new();
+    let marker = sb.path("workspace/ran");
+    sb.profile.seccomp.rules.retain(|r| r.syscall != "ptrace");
+    let out = sb.attempt("write", Some(path_str(&marker)));
+    assert_eq!(out.code, REFUSED_TO_START, "{out:?}");
+    assert!(out.stderr.contains("ptrace"), "{}", out.stderr);
+    assert!(!marker.exists());
+}
+
+#[test]
+fn missing_agent_program_refuses_to_start() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb.run(&["/nonexistent/agent"]);
+    assert_eq!(out.code, REFUSED_TO_START, "{out:?}");
+    assert!(out.stderr.contains("exec"), "{}", out.stderr);
+}
