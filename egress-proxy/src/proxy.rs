@@ -1,0 +1,689 @@
+//! Request handling: every request is judged by the policy, then forwarded (absolute-form
+//! HTTP) or tunnelled (CONNECT) through the dialler; everything else is refused.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use paddock_policy::{EgressPolicy, EgressRequest, Host, Rule, Scheme, Verdict, parse_authority};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::{AuditRecord, Auditor};
+use crate::body::{BodyError, DownBody, Meter, PendingAudit, UpBody};
+use crate::config::Limits;
+use crate::dial::{self, DialError, Resolver};
+use crate::framing::Verdicts;
+use crate::metrics::Metrics;
+use crate::reply;
+use crate::tunnel;
+
+/// Rule name for a host that does not parse (malformed, numeric-looking but invalid, userinfo).
+pub const RULE_INVALID_HOST: &str = "invalid_host";
+
+/// State shared by every connection of one proxy.
+#[derive(Debug)]
+pub struct Shared {
+    /// The compiled policy.
+    pub policy: EgressPolicy,
+    /// The resolver (configured nameservers only).
+    pub resolver: Resolver,
+    /// Limits and timeouts.
+    pub limits: Limits,
+    /// The audit stream.
+    pub auditor: Auditor,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the shutdown grace period is over: tunnels and connections stop.
+    pub kill: CancellationToken,
+    /// Tracks connection and tunnel tasks for shutdown.
+    pub tracker: TaskTracker,
+}
+
+/// One upstream connection kept for reuse within one client connection.
+struct Upstream {
+    host: Host,
+    port: u16,
+    ip: IpAddr,
+    sender: SendRequest<UpBody>,
+}
+
+/// Per client connection.
+pub struct ConnCtx {
+    /// The proxy.
+    pub shared: Arc<Shared>,
+    /// `ip:port` or `unix:<path>`.
+    pub client: Arc<str>,
+    /// The run this connection belongs to, when known.
+    pub run: Option<Arc<str>>,
+    /// What the framing guard found.
+    pub verdicts: Arc<Verdicts>,
+    upstream: Mutex<Option<Upstream>>,
+}
+
+impl std::fmt::Debug for ConnCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnCtx")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnCtx {
+    /// A context for a new client connection.
+    pub fn new(
+        shared: Arc<Shared>,
+        client: Arc<str>,
+        run: Option<Arc<str>>,
+        verdicts: Arc<Verdicts>,
+    ) -> Self {
+        ConnCtx {
+            shared,
+            client,
+            run,
+            verdicts,
+            upstream: Mutex::new(None),
+        }
+    }
+
+    fn take_upstream(&self, host: &Host, port: u16) -> Option<Upstream> {
+        let mut slot = self.upstream.lock().ok()?;
+        match slot.take() {
+            Some(up) if up.port == port && up.host == *host && !up.sender.is_closed() => Some(up),
+            _ => None,
+        }
+    }
+
+    fn put_upstream(&self, up: Upstream) {
+        if up.sender.is_closed() {
+            return;
+        }
+        if let Ok(mut slot) = self.upstream.lock() {
+            *slot = Some(up);
+        }
+    }
+}
+
+/// What every audit line of one request shares.
+struct Start {
+    ts: SystemTime,
+    at: Instant,
+    method: String,
+    scheme: &'static str,
+}
+
+impl Start {
+    fn new(method: &Method, scheme: &'static str) -> Start {
+        Start {
+            ts: SystemTime::now(),
+            at: Instant::now(),
+            method: reply::sanitize_host(method.as_str())
+                .chars()
+                .take(32)
+                .collect(),
+            scheme,
+        }
+    }
+}
+
+struct Outcome<'a> {
+    host: &'a str,
+    port: Option<u16>,
+    ip: Option<IpAddr>,
+    rule: &'static str,
+    verdict: &'static str,
+    status: StatusCode,
+}
+
+impl ConnCtx {
+    fn record(&self, s: &Start, o: Outcome<'_>) -> AuditRecord {
+        AuditRecord {
+            ts: s.ts,
+            run: self.run.clone(),
+            client: self.client.clone(),
+            method: s.method.clone(),
+            scheme: s.scheme,
+            host: o.host.to_owned(),
+            port: o.port,
+            resolved_ip: o.ip,
+            rule: o.rule,
+            verdict: o.verdict,
+            status: o.status.as_u16(),
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: u64::try_from(s.at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn emit(&self, s: &Start, o: Outcome<'_>) {
+        let rec = self.record(s, o);
+        tracing::info!(
+            client = %rec.client,
+            method = %rec.method,
+            host = %rec.host,
+            port = rec.port,
+            rule = rec.rule,
+            verdict = rec.verdict,
+            status = rec.status,
+            "egress decision"
+        );
+        self.shared.auditor.record(rec);
+    }
+
+    /// Audits and returns a local reply.
+    fn reply(&self, s: &Start, o: Outcome<'_>, resp: Response<DownBody>) -> Response<DownBody> {
+        self.emit(s, o);
+        resp
+    }
+}
+
+/// The hyper service entry point.
+pub async fn handle(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<DownBody>, Infallible> {
+    if let Some(reason) = ctx.verdicts.next_request() {
+        let s = Start::new(req.method(), "http");
+        return Ok(ctx.reply(
+            &s,
+            Outcome {
+                host: "",
+                port: None,
+                ip: None,
+                rule: reason,
+                verdict: "reject",
+                status: StatusCode::BAD_REQUEST,
+            },
+            reply::bad_request(reason),
+        ));
+    }
+    if req.method() == Method::CONNECT {
+        Ok(connect(ctx, req).await)
+    } else {
+        Ok(forward(ctx, req).await)
+    }
+}
+
+fn deny_outcome<'a>(host: &'a str, port: Option<u16>, rule: &'static str) -> Outcome<'a> {
+    Outcome {
+        host,
+        port,
+        ip: None,
+        rule,
+        verdict: "deny",
+        status: StatusCode::FORBIDDEN,
+    }
+}
+
+fn reject(ctx: &ConnCtx, s: &Start, host: &str, reason: &'static str) -> Response<DownBody> {
+    ctx.reply(
+        s,
+        Outcome {
+            host,
+            port: None,
+            ip: None,
+            rule: reason,
+            verdict: "reject",
+            status: StatusCode::BAD_REQUEST,
+        },
+        reply::bad_request(reason),
+    )
+}
+
+/// Parses the request target's authority; a host that does not parse is denied, never resolved.
+fn target(uri: &Uri, default_port: Option<u16>) -> Result<(Host, u16), String> {
+    let Some(auth) = uri.authority() else {
+        return Err(String::new());
+    };
+    parse_authority(auth.as_str(), default_port).map_err(|_| reply::sanitize_host(auth.host()))
+}
+
+/// `X-HTTP-Method-Override` and kin, or a `_method=` query parameter.
+fn has_method_override(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    if h.contains_key("x-http-method-override")
+        || h.contains_key("x-http-method")
+        || h.contains_key("x-method-override")
+    {
+        return true;
+    }
+    req.uri().query().is_some_and(|q| {
+        q.split(['&', ';']).any(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            let key = key.to_ascii_lowercase().replace("%5f", "_");
+            key == "_method"
+        })
+    })
+}
+
+/// Removes hop-by-hop headers: `Connection` and every header it names, `Keep-Alive`, `TE`,
+/// `Trailer`, `Transfer-Encoding`, `Upgrade`, and every `Proxy-*` header.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [
+        CONNECTION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        PROXY_AUTHORIZATION,
+        PROXY_AUTHENTICATE,
+    ] {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    let proxy: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for n in proxy {
+        h.remove(n);
+    }
+}
+
+fn host_header(host: &Host, port: u16) -> Option<HeaderValue> {
+    let text = if port == 80 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody> {
+    let s = Start::new(req.method(), "http");
+    let has_body = !req.body().is_end_stream();
+    match req.uri().scheme_str() {
+        Some("http") => {}
+        None => return reject(&ctx, &s, "", "not_a_proxy_request"),
+        Some(_) => return reject(&ctx, &s, "", "unsupported_scheme"),
+    }
+    let (host, port) = match target(req.uri(), Some(80)) {
+        Ok(t) => t,
+        Err(raw) if raw.is_empty() => return reject(&ctx, &s, "", "not_a_proxy_request"),
+        Err(raw) => {
+            return ctx.reply(
+                &s,
+                deny_outcome(&raw, None, RULE_INVALID_HOST),
+                reply::denied(RULE_INVALID_HOST, &raw, has_body),
+            );
+        }
+    };
+    let host_text = host.to_string();
+    // The Host header must name the same authority as the request target.
+    let mut hosts = req.headers().get_all(HOST).iter();
+    if let Some(h) = hosts.next() {
+        if hosts.next().is_some() {
+            return reject(&ctx, &s, &host_text, "duplicate_host_header");
+        }
+        let same = h
+            .to_str()
+            .ok()
+            .and_then(|v| parse_authority(v, Some(80)).ok())
+            .is_some_and(|(hh, hp)| hh == host && hp == port);
+        if !same {
+            return reject(&ctx, &s, &host_text, "host_header_mismatch");
+        }
+    }
+    let decision = ctx.shared.policy.decide(&EgressRequest {
+        method: req.method().as_str(),
+        scheme: Scheme::Http,
+        host: &host,
+        port,
+        method_override: has_method_override(&req),
+    });
+    if decision.verdict != Verdict::Allow {
+        let rule = decision.rule.name();
+        return ctx.reply(
+            &s,
+            deny_outcome(&host_text, Some(port), rule),
+            reply::denied(rule, &host_text, has_body),
+        );
+    }
+    let limit = ctx.shared.limits.max_request_body;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return ctx.reply(
+            &s,
+            Outcome {
+                host: &host_text,
+                port: Some(port),
+                ip: None,
+                rule: "body_too_large",
+                verdict: "deny",
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+            },
+            reply::too_large(),
+        );
+    }
+
+    let (mut up, mut reused) = match ctx.take_upstream(&host, port) {
+        Some(up) => (up, true),
+        None => match open_upstream(&ctx, &host, port).await {
+            Ok(up) => (up, false),
+            Err(e) => return dial_failure(&ctx, &s, &host_text, port, e, has_body),
+        },
+    };
+    if up.sender.ready().await.is_err() {
+        reused = false;
+        up = match open_upstream(&ctx, &host, port).await {
+            Ok(up) => up,
+            Err(e) => return dial_failure(&ctx, &s, &host_text, port, e, has_body),
+        };
+    }
+
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    // A body of unknown length goes on chunked, whatever the method (the HTTP client would
+    // otherwise send a GET's chunked body as no body at all).
+    if !body.is_end_stream() && body.size_hint().exact().is_none() {
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+    if let Some(v) = host_header(&host, port) {
+        headers.insert(HOST, v);
+    }
+    let meter = Arc::new(Meter::default());
+    let mut up_req = Request::new(UpBody::new(body, limit, meter.clone()));
+    *up_req.method_mut() = parts.method;
+    *up_req.version_mut() = Version::HTTP_11;
+    *up_req.headers_mut() = headers;
+    match Uri::try_from(path) {
+        Ok(u) => *up_req.uri_mut() = u,
+        Err(_) => return reject(&ctx, &s, &host_text, "invalid_request_target"),
+    }
+
+    let idle = ctx.shared.limits.idle_timeout.get();
+    let mut sent = tokio::time::timeout(idle, up.sender.try_send_request(up_req)).await;
+    // A kept-alive upstream connection that closed before the request was written: send the
+    // untouched request once more on a fresh, freshly validated connection.
+    if reused
+        && let Ok(Err(e)) = &mut sent
+        && let Some(again) = e.take_message()
+    {
+        up = match open_upstream(&ctx, &host, port).await {
+            Ok(up) => up,
+            Err(e) => return dial_failure(&ctx, &s, &host_text, port, e, has_body),
+        };
+        sent = tokio::time::timeout(idle, up.sender.try_send_request(again)).await;
+    }
+    let ip = up.ip;
+    let sent = sent.map(|r| r.map_err(hyper::client::conn::TrySendError::into_error));
+    let resp = match sent {
+        Ok(Ok(_)) if meter.exceeded() => {
+            // The body was cut at the limit; whatever the upstream made of the truncated
+            // request is not relayed, and its connection is not reused.
+            return ctx.reply(
+                &s,
+                Outcome {
+                    host: &host_text,
+                    port: Some(port),
+                    ip: Some(ip),
+                    rule: "body_too_large",
+                    verdict: "deny",
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                },
+                reply::too_large(),
+            );
+        }
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<BodyError>())
+                .is_some_and(|b| matches!(b, BodyError::TooLarge));
+            let o = Outcome {
+                host: &host_text,
+                port: Some(port),
+                ip: Some(ip),
+                rule: if too_large {
+                    "body_too_large"
+                } else {
+                    "upstream_failed"
+                },
+                verdict: "error",
+                status: if too_large {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_GATEWAY
+                },
+            };
+            let r = if too_large {
+                reply::too_large()
+            } else {
+                reply::bad_gateway("upstream_failed", &host_text, true)
+            };
+            return ctx.reply(&s, o, r);
+        }
+        Err(_) => {
+            return ctx.reply(
+                &s,
+                Outcome {
+                    host: &host_text,
+                    port: Some(port),
+                    ip: Some(ip),
+                    rule: "upstream_timeout",
+                    verdict: "error",
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                },
+                reply::gateway_timeout("upstream_response_timeout", &host_text, true),
+            );
+        }
+    };
+    ctx.put_upstream(up);
+
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let status = parts.status;
+    let record = ctx.record(
+        &s,
+        Outcome {
+            host: &host_text,
+            port: Some(port),
+            ip: Some(ip),
+            rule: decision.rule.name(),
+            verdict: "allow",
+            status,
+        },
+    );
+    let audit = Box::new(PendingAudit {
+        record,
+        start: s.at,
+        up: meter,
+        shared: ctx.shared.clone(),
+    });
+    Response::from_parts(
+        parts,
+        DownBody::Upstream {
+            inner: body,
+            seen: 0,
+            audit: Some(audit),
+        },
+    )
+}
+
+/// Resolves, validates, connects and performs the HTTP/1.1 handshake.
+async fn open_upstream(ctx: &ConnCtx, host: &Host, port: u16) -> Result<Upstream, DialError> {
+    let shared = &ctx.shared;
+    let addrs = shared.resolver.resolve(&shared.policy, host, port).await?;
+    let (stream, addr) = dial::connect(&addrs, shared.limits.connect_timeout.get()).await?;
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| DialError::Connect(std::io::Error::other(e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(Upstream {
+        host: host.clone(),
+        port,
+        ip: addr.socket_addr().ip(),
+        sender,
+    })
+}
+
+fn dial_failure(
+    ctx: &ConnCtx,
+    s: &Start,
+    host: &str,
+    port: u16,
+    e: DialError,
+    close: bool,
+) -> Response<DownBody> {
+    let (rule, verdict, status, resp) = match e {
+        DialError::Denied(d) if d.rule == Rule::NoAddress => (
+            d.rule.name(),
+            "error",
+            StatusCode::BAD_GATEWAY,
+            reply::bad_gateway("no_address", host, close),
+        ),
+        DialError::Denied(d) => (
+            d.rule.name(),
+            "deny",
+            StatusCode::FORBIDDEN,
+            reply::denied(d.rule.name(), host, close),
+        ),
+        DialError::Resolve => (
+            "dns_failure",
+            "error",
+            StatusCode::BAD_GATEWAY,
+            reply::bad_gateway("dns_failure", host, close),
+        ),
+        DialError::Timeout => (
+            "connect_timeout",
+            "error",
+            StatusCode::GATEWAY_TIMEOUT,
+            reply::gateway_timeout("connect_timeout", host, close),
+        ),
+        DialError::Connect(_) => (
+            "connect_failed",
+            "error",
+            StatusCode::BAD_GATEWAY,
+            reply::bad_gateway("connect_failed", host, close),
+        ),
+    };
+    ctx.reply(
+        s,
+        Outcome {
+            host,
+            port: Some(port),
+            ip: None,
+            rule,
+            verdict,
+            status,
+        },
+        resp,
+    )
+}
+
+async fn connect(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<DownBody> {
+    let s = Start::new(req.method(), "https");
+    let (host, port) = match target(req.uri(), None) {
+        Ok(t) => t,
+        Err(raw) if raw.is_empty() => return reject(&ctx, &s, "", "invalid_connect_target"),
+        Err(raw) => {
+            return ctx.reply(
+                &s,
+                deny_outcome(&raw, None, RULE_INVALID_HOST),
+                reply::denied(RULE_INVALID_HOST, &raw, true),
+            );
+        }
+    };
+    let host_text = host.to_string();
+    let decision = ctx.shared.policy.decide(&EgressRequest {
+        method: "CONNECT",
+        scheme: Scheme::Https,
+        host: &host,
+        port,
+        method_override: false,
+    });
+    if decision.verdict != Verdict::Tunnel {
+        let rule = decision.rule.name();
+        return ctx.reply(
+            &s,
+            deny_outcome(&host_text, Some(port), rule),
+            reply::denied(rule, &host_text, true),
+        );
+    }
+    let shared = ctx.shared.clone();
+    let dialled = async {
+        let addrs = shared.resolver.resolve(&shared.policy, &host, port).await?;
+        dial::connect(&addrs, shared.limits.connect_timeout.get()).await
+    }
+    .await;
+    let (stream, addr) = match dialled {
+        Ok(v) => v,
+        Err(e) => return dial_failure(&ctx, &s, &host_text, port, e, true),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let ip = addr.socket_addr().ip();
+    let record = ctx.record(
+        &s,
+        Outcome {
+            host: &host_text,
+            port: Some(port),
+            ip: Some(ip),
+            rule: decision.rule.name(),
+            verdict: "tunnel",
+            status: StatusCode::OK,
+        },
+    );
+    let start = s.at;
+    let task_shared = shared.clone();
+    shared.tracker.spawn(async move {
+        let (up, down) = match on_upgrade.await {
+            Ok(upgraded) => {
+                tunnel::run(
+                    TokioIo::new(upgraded),
+                    stream,
+                    task_shared.limits.tunnel_max_lifetime.get(),
+                    task_shared.limits.idle_timeout.get(),
+                    &task_shared.kill,
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "CONNECT upgrade failed");
+                (0, 0)
+            }
+        };
+        let mut record = record;
+        record.bytes_up = up;
+        record.bytes_down = down;
+        record.duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        task_shared.metrics.add_bytes(up, down);
+        task_shared.auditor.record(record);
+    });
+    Response::new(DownBody::empty())
+}

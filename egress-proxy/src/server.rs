@@ -1,0 +1,385 @@
+//! Listeners and the proxy's life cycle: start, accept under limits, serve, shut down
+//! gracefully.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::{self, AuditTarget};
+use crate::config::Validated;
+use crate::dial::Resolver;
+use crate::framing::{Guarded, MAX_HEADERS, Verdicts};
+use crate::limits::{ClientKey, ConnLimiter, ConnPermit, Refusal};
+use crate::metrics::Metrics;
+use crate::proxy::{self, ConnCtx, Shared};
+use crate::{admin, reply};
+
+/// The proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The resolver could not be built.
+    #[error(transparent)]
+    Resolver(#[from] crate::dial::ResolverBuildError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        /// Which listener.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The Unix socket path holds something that is not a socket.
+    #[error("listen_unix {0}: the path exists and is not a socket; refusing to remove it")]
+    NotASocket(PathBuf),
+    /// The audit stream could not be opened.
+    #[error("cannot open the audit stream: {0}")]
+    Audit(std::io::Error),
+}
+
+fn bind_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Bind { what, source }
+}
+
+/// The proxy. Start it with [`Proxy::start`].
+#[derive(Debug)]
+pub struct Proxy;
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct ProxyHandle {
+    local_addr: Option<SocketAddr>,
+    unix_path: Option<PathBuf>,
+    admin_addr: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
+    shared: Option<Arc<Shared>>,
+    stop_accepting: CancellationToken,
+    acceptors: Vec<JoinHandle<()>>,
+    audit_task: Option<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl Proxy {
+    /// Binds every configured listener and starts serving on the current tokio runtime.
+    /// Listening on port 0 picks a free port; [`ProxyHandle::local_addr`] tells which.
+    pub async fn start(v: Validated) -> Result<ProxyHandle, StartError> {
+        let cfg = v.config;
+        let metrics = Arc::new(Metrics::default());
+        let resolver = Resolver::new(&cfg.resolver)?;
+        let tcp = match cfg.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err(format!("listen {addr}")))?,
+            ),
+            None => None,
+        };
+        let unix = match &cfg.listen_unix {
+            Some(path) => Some(bind_unix(path)?),
+            None => None,
+        };
+        let admin = match cfg.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err(format!("admin_listen {addr}")))?,
+            ),
+            None => None,
+        };
+        let (auditor, audit_task) =
+            audit::start(&AuditTarget::from_config(&cfg.audit.path), metrics.clone())
+                .await
+                .map_err(StartError::Audit)?;
+        let shared = Arc::new(Shared {
+            policy: v.policy,
+            resolver,
+            limits: cfg.limits.clone(),
+            auditor,
+            metrics: metrics.clone(),
+            kill: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let limiter = ConnLimiter::new(
+            cfg.limits.max_connections,
+            cfg.limits.max_connections_per_client,
+        );
+        let stop_accepting = CancellationToken::new();
+        let mut acceptors = Vec::new();
+        let local_addr = match tcp {
+            Some(l) => {
+                let addr = l.local_addr().map_err(bind_err("listen"))?;
+                acceptors.push(tokio::spawn(accept_tcp(
+                    l,
+                    shared.clone(),
+                    limiter.clone(),
+                    stop_accepting.clone(),
+                )));
+                Some(addr)
+            }
+            None => None,
+        };
+        let unix_path = match (unix, cfg.listen_unix) {
+            (Some(l), Some(path)) => {
+                acceptors.push(tokio::spawn(accept_unix(
+                    l,
+                    path.clone(),
+                    0,
+                    shared.clone(),
+                    limiter.clone(),
+                    stop_accepting.clone(),
+                )));
+                Some(path)
+            }
+            _ => None,
+        };
+        let admin_addr = match admin {
+            Some(l) => {
+                let addr = l.local_addr().map_err(bind_err("admin_listen"))?;
+                acceptors.push(tokio::spawn(admin::serve(
+                    l,
+                    metrics.clone(),
+                    stop_accepting.clone(),
+                )));
+                Some(addr)
+            }
+            None => None,
+        };
+        tracing::info!(
+            listen = ?local_addr,
+            listen_unix = ?unix_path,
+            admin = ?admin_addr,
+            "egress proxy listening"
+        );
+        Ok(ProxyHandle {
+            local_addr,
+            unix_path,
+            admin_addr,
+            metrics,
+            shared: Some(shared),
+            stop_accepting,
+            acceptors,
+            audit_task: Some(audit_task),
+            grace: cfg.limits.shutdown_grace.get(),
+        })
+    }
+}
+
+impl ProxyHandle {
+    /// The TCP listener's address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The Unix socket's path.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix_path.as_deref()
+    }
+
+    /// The admin (metrics) listener's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The configured shutdown grace period.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// Stops accepting, lets in-flight requests and tunnels finish for up to `grace`, then
+    /// closes what is left, flushes the audit stream and returns.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.stop_accepting.cancel();
+        for a in self.acceptors.drain(..) {
+            let _ = a.await;
+        }
+        if let Some(path) = &self.unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(shared) = self.shared.take() {
+            shared.tracker.close();
+            if tokio::time::timeout(grace, shared.tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("shutdown grace period over: closing remaining connections");
+            }
+            shared.kill.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), shared.tracker.wait()).await;
+        }
+        if let Some(t) = self.audit_task.take() {
+            // The writer ends once every connection (and its audit sender) is gone.
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// Binds the Unix socket: a stale socket file is removed, anything else at the path is an
+/// error; the socket is made group-accessible only (0660).
+fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path)
+                .map_err(bind_err(format!("listen_unix {}", path.display())))?;
+        }
+        Ok(_) => return Err(StartError::NotASocket(path.to_owned())),
+        Err(_) => {}
+    }
+    let l =
+        UnixListener::bind(path).map_err(bind_err(format!("listen_unix {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(bind_err(format!("listen_unix {}", path.display())))?;
+    Ok(l)
+}
+
+async fn accept_tcp(
+    l: TcpListener,
+    shared: Arc<Shared>,
+    limiter: Arc<ConnLimiter>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let permit = match limiter.try_acquire(ClientKey::Ip(peer.ip())) {
+            Ok(p) => p,
+            Err(why) => {
+                refuse(&shared, why, |b| stream.try_write(b));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let client: Arc<str> = Arc::from(peer.to_string());
+        spawn_conn(&shared, stream, client, permit, &stop);
+    }
+}
+
+async fn accept_unix(
+    l: UnixListener,
+    path: PathBuf,
+    index: usize,
+    shared: Arc<Shared>,
+    limiter: Arc<ConnLimiter>,
+    stop: CancellationToken,
+) {
+    let client: Arc<str> = Arc::from(format!("unix:{}", path.display()));
+    loop {
+        let (stream, _) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let permit = match limiter.try_acquire(ClientKey::Unix(index)) {
+            Ok(p) => p,
+            Err(why) => {
+                refuse(&shared, why, |b| stream.try_write(b));
+                continue;
+            }
+        };
+        spawn_conn(&shared, stream, client.clone(), permit, &stop);
+    }
+}
+
+/// Answers a refused connection with one best-effort write, then drops it.
+fn refuse(shared: &Shared, why: Refusal, write: impl FnOnce(&[u8]) -> std::io::Result<usize>) {
+    let (reason, bytes) = match why {
+        Refusal::Global => (
+            "max_connections",
+            reply::raw_refusal(503, "Service Unavailable", "too_many_connections"),
+        ),
+        Refusal::PerClient => (
+            "max_connections_per_client",
+            reply::raw_refusal(429, "Too Many Requests", "too_many_connections_from_client"),
+        ),
+    };
+    shared.metrics.connection_refused(reason);
+    tracing::warn!(reason, "connection refused by limit");
+    let _ = write(&bytes);
+}
+
+fn spawn_conn<S>(
+    shared: &Arc<Shared>,
+    stream: S,
+    client: Arc<str>,
+    permit: ConnPermit,
+    stop: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = shared.clone();
+    let stop = stop.clone();
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        shared.metrics.connection_opened();
+        serve_conn(&shared, stream, client, &stop).await;
+        shared.metrics.connection_closed();
+        drop(permit);
+    });
+}
+
+async fn serve_conn<S>(shared: &Arc<Shared>, stream: S, client: Arc<str>, stop: &CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let verdicts = Arc::new(Verdicts::default());
+    let io = TokioIo::new(Guarded::new(
+        stream,
+        shared.limits.max_header_bytes,
+        verdicts.clone(),
+    ));
+    let ctx = Arc::new(ConnCtx::new(shared.clone(), client, None, verdicts));
+    let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.header_read_timeout.get())
+        .max_buf_size(shared.limits.max_header_bytes)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true)
+        .serve_connection(io, svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+            return;
+        }
+        () = stop.cancelled() => {}
+        () = shared.kill.cancelled() => return,
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = shared.kill.cancelled() => {}
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration test modules.
+
+mod support;
+
+mod cli;
+mod connect;
+mod forward;
+mod lifecycle;
+mod limits;
+mod rules;
+mod smuggling;
