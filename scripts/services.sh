@@ -43,6 +43,7 @@ paddock_postgres() {
   if ! "$bindir/pg_isready" -q -h 127.0.0.1 -p "$paddock_pg_port"; then
     paddock_log "starting PostgreSQL on 127.0.0.1:$paddock_pg_port"
     mkdir -p "$paddock_state_dir/pgsock" && chown postgres "$paddock_state_dir/pgsock"
+    touch "$paddock_state_dir/pg.log" && chown postgres "$paddock_state_dir/pg.log"
     runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$paddock_state_dir/pg.log" -w -t 60 \
       -o "-h 127.0.0.1 -p $paddock_pg_port -k $paddock_state_dir/pgsock -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null
   fi

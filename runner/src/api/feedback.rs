@@ -1,0 +1,169 @@
+//! The public feedback ingress: anonymous, rate-limited, optionally signed; makes only a feedback
+//! issue in the backlog of the configured workspace.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::AppState;
+use super::context::ReqCtx;
+use super::error::{ApiError, ApiResult};
+use super::extract::is_json;
+use super::principal::too_many;
+use super::ratelimit::Category;
+use super::validate;
+use crate::lifecycle::State as IssueState;
+use crate::store::issues::NewIssue;
+
+/// Path the signature covers.
+pub const FEEDBACK_PATH: &str = "/api/v1/feedback";
+
+/// The only fields a feedback post may carry. Anything else (state, kind, assignee, workspace,
+/// priority) is rejected, so a caller learns at once that it cannot steer the issue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// The string a signing site computes HMAC-SHA256 over.
+pub fn signing_string(method: &str, path: &str, timestamp: &str, body: &[u8]) -> String {
+    format!(
+        "{method}\n{path}\n{timestamp}\n{}",
+        crate::auth::secrets::sha256_hex(body)
+    )
+}
+
+/// Hex HMAC-SHA256 of the signing string (what `X-Request-Signature` carries).
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(signing_string("POST", FEEDBACK_PATH, timestamp, body).as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn unauthorized(detail: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "bad_signature",
+        detail.to_string(),
+    )
+}
+
+fn check_signature(st: &AppState, secret: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    let ts = headers
+        .get("x-request-timestamp")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthorized("X-Request-Timestamp and X-Request-Signature are required"))?;
+    let sig = headers
+        .get("x-request-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthorized("X-Request-Timestamp and X-Request-Signature are required"))?;
+    let sig = sig.trim().strip_prefix("sha256=").unwrap_or(sig.trim());
+    let ts_num: i64 = ts
+        .parse()
+        .ok()
+        .filter(|_| ts.len() <= 12 && ts.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| unauthorized("X-Request-Timestamp must be Unix seconds"))?;
+    let now = crate::store::now_ms() / 1000;
+    let window = i64::try_from(st.config.feedback.signature_window_secs).unwrap_or(300);
+    if (now - ts_num).abs() > window {
+        return Err(unauthorized("timestamp outside the allowed window"));
+    }
+    let given = hex::decode(sig).map_err(|_| unauthorized("signature is not hex"))?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .map_err(|_| ApiError::internal())?;
+    mac.update(signing_string("POST", FEEDBACK_PATH, ts, body).as_bytes());
+    // verify_slice compares in constant time.
+    mac.verify_slice(&given)
+        .map_err(|_| unauthorized("signature does not match"))?;
+    // A valid signature is good once: replaying it inside the window is refused.
+    let mut seen = st.replay.lock().map_err(|_| ApiError::internal())?;
+    if seen.len() > 100_000 {
+        seen.retain(|_, exp| *exp > now);
+    }
+    if seen.get(sig).is_some_and(|exp| *exp > now) {
+        return Err(unauthorized("this signature was already used"));
+    }
+    seen.insert(sig.to_ascii_lowercase(), now + window);
+    Ok(())
+}
+
+/// `POST /api/v1/feedback`
+pub async fn post(
+    State(st): State<AppState>,
+    Extension(ctx): Extension<ReqCtx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    ctx.set_action("feedback.create");
+    if !st.config.feedback.enabled {
+        return Err(ApiError::not_found("route"));
+    }
+    let limit = if st.config.rate_limit.enabled {
+        st.config.feedback.rate_limit_per_minute
+    } else {
+        0
+    };
+    if !st.limits.allow(Category::Feedback, ctx.client_ip, limit) {
+        return Err(too_many());
+    }
+    if !is_json(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON with Content-Type: application/json",
+        ));
+    }
+    if let Some(secret) = &st.config.feedback.hmac_secret {
+        check_signature(&st, secret, &headers, &body)?;
+    }
+    let b: FeedbackBody = serde_json::from_slice(&body).map_err(|e| {
+        let msg: String = e
+            .to_string()
+            .chars()
+            .take(160)
+            .filter(|c| !c.is_control())
+            .collect();
+        ApiError::bad_request("malformed_json", msg)
+    })?;
+    let new = NewIssue {
+        kind: "feedback",
+        title: validate::title(&b.title).map_err(ApiError::invalid)?,
+        body: validate::body(&b.body, true).map_err(ApiError::invalid)?,
+        tags: validate::tags(&b.tags).map_err(ApiError::invalid)?,
+        priority: 0,
+        state: IssueState::Backlog,
+        created_by: None,
+        repo_id: None,
+    };
+    let ws = match st
+        .store
+        .workspace_by_name(&st.config.feedback.workspace)
+        .await?
+    {
+        Some(w) => w,
+        None => {
+            st.store
+                .ensure_workspace(&st.config.feedback.workspace)
+                .await?
+        }
+    };
+    ctx.set_actor(format!("anonymous:{}", ctx.client_ip), Some(ws.id));
+    let issue = st.store.create_issue(ws.id, &new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": issue.id, "kind": "feedback", "state": "backlog"})),
+    ))
+}

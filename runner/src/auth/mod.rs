@@ -1,0 +1,3 @@
+//! Authentication and authorisation: credentials, principals, roles.
+
+pub mod secrets;

@@ -1,0 +1,466 @@
+//! The `paddock` binary.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use paddock::auth::secrets;
+use paddock::config::{Config, ProcessEnv};
+use paddock::lifecycle::{Role, State};
+use paddock::store::Store;
+use paddock::store::issues::{IssueFilter, NewIssue};
+
+#[derive(Parser)]
+#[command(
+    name = "paddock",
+    version,
+    about = "Runs coding agents on a team's issues without trusting them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Config file (TOML); PADDOCK_* variables override it.
+    #[arg(long, env = "PADDOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL (overrides the config's database_url).
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the API.
+    Serve {
+        /// Config file (TOML); PADDOCK_* variables override it.
+        #[arg(long, env = "PADDOCK_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Apply database migrations.
+    Migrate(DbArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCmd),
+    /// Create and list issues (for scripts).
+    #[command(subcommand)]
+    Issue(IssueCmd),
+    /// Check the audit ledger's hash chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user (password read from stdin) to a workspace, creating the workspace if missing.
+    Add {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        workspace: String,
+        /// admin, maintainer, reviewer or reporter.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCmd {
+    /// Create an API key and print it once.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The owner's e-mail.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// Workspace the key acts in (default: the user's only workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+        /// A runner key (claims work) instead of a personal key.
+        #[arg(long)]
+        runner: bool,
+        /// Expiry in days (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IssueCmd {
+    /// Create an issue; prints its id.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        body: String,
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+        /// backlog or todo.
+        #[arg(long, default_value = "backlog")]
+        state: String,
+        /// task or bug.
+        #[arg(long, default_value = "task")]
+        kind: String,
+    },
+    /// List issues as JSON lines.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute every hash of the audit chain.
+    Verify(DbArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// N claimers race over M fresh todo issues; prints claims/s and checks exactly-once.
+    Claim {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 8)]
+        claimers: usize,
+        #[arg(long, default_value_t = 2000)]
+        issues: usize,
+        /// Run each claimer as a separate process instead of a task.
+        #[arg(long)]
+        processes: bool,
+    },
+    /// One claimer process (used by `bench claim --processes` and the tests): claims until nothing
+    /// is left and prints one claimed issue id per line.
+    #[command(hide = true)]
+    ClaimWorker {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        workspace_id: i64,
+        #[arg(long)]
+        runner: String,
+        #[arg(long, default_value_t = 600_000)]
+        lease_ms: i64,
+        /// Claim at most one issue, print it, then sleep this long holding the lease.
+        #[arg(long)]
+        hold_ms: Option<u64>,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    Ok(Config::load(path.map(PathBuf::as_path), &ProcessEnv)?)
+}
+
+async fn open(db: &DbArgs) -> Result<Store> {
+    let url = match &db.database_url {
+        Some(u) => u.clone(),
+        None => match &db.config {
+            Some(_) => load_config(db.config.as_ref())?.database_url,
+            None => std::env::var("PADDOCK_DATABASE_URL")
+                .context("give --database-url, --config FILE, or PADDOCK_DATABASE_URL")?,
+        },
+    };
+    let store = Store::connect(&url, 4)
+        .await
+        .context("cannot open the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { config } => {
+            let config = load_config(config.as_ref())?;
+            paddock::server::init_tracing();
+            paddock::server::serve(config).await?;
+        }
+        Cmd::Migrate(db) => {
+            open(&db).await?;
+            println!("migrations applied");
+        }
+        Cmd::User(UserCmd::Add {
+            db,
+            email,
+            workspace,
+            role,
+        }) => {
+            let role = Role::parse(&role)
+                .context("--role must be admin, maintainer, reviewer or reporter")?;
+            let email = paddock::api::validate::email(&email)
+                .map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let workspace = paddock::api::validate::workspace_name(&workspace)
+                .map_err(|e| anyhow::anyhow!("--workspace: {e}"))?;
+            let password = read_password()?;
+            let hash = secrets::hash_password(&password)?;
+            let store = open(&db).await?;
+            let ws = store.ensure_workspace(&workspace).await?;
+            let user = store.create_user(&email, &hash).await?;
+            store.set_membership(ws.id, user.id, role).await?;
+            println!(
+                "user {} added to workspace {} as {}",
+                user.id,
+                ws.name,
+                role.as_str()
+            );
+        }
+        Cmd::Apikey(ApikeyCmd::Create {
+            db,
+            user,
+            name,
+            workspace,
+            runner,
+            expires_days,
+        }) => {
+            let store = open(&db).await?;
+            let u = store.user_by_email(&user).await?.context("no such user")?;
+            let ms = store.memberships(u.id).await?;
+            let m = match workspace {
+                Some(w) => ms
+                    .into_iter()
+                    .find(|m| m.workspace == w)
+                    .context("the user is not a member of that workspace")?,
+                None => {
+                    if ms.len() != 1 {
+                        bail!(
+                            "the user belongs to {} workspaces; pass --workspace",
+                            ms.len()
+                        );
+                    }
+                    ms.into_iter().next().context("no membership")?
+                }
+            };
+            if runner && m.role != "admin" {
+                bail!("only an admin may create a runner key");
+            }
+            let expires =
+                expires_days.map(|d| paddock::store::now_ms() + i64::from(d) * 86_400_000);
+            let (key, hash, prefix) = secrets::new_api_key();
+            store
+                .insert_api_key(
+                    u.id,
+                    m.workspace_id,
+                    if runner { "runner" } else { "user" },
+                    &name,
+                    &hash,
+                    &prefix,
+                    expires,
+                )
+                .await?;
+            eprintln!("store this key now; it is not shown again");
+            println!("{key}");
+        }
+        Cmd::Issue(IssueCmd::Create {
+            db,
+            workspace,
+            title,
+            body,
+            priority,
+            state,
+            kind,
+        }) => {
+            let state = match State::parse(&state) {
+                Some(s @ (State::Backlog | State::Todo)) => s,
+                _ => bail!("--state must be backlog or todo"),
+            };
+            let kind = match kind.as_str() {
+                "task" => "task",
+                "bug" => "bug",
+                _ => bail!("--kind must be task or bug"),
+            };
+            let title = paddock::api::validate::title(&title)
+                .map_err(|e| anyhow::anyhow!("--title: {e}"))?;
+            let body = paddock::api::validate::body(&body, true)
+                .map_err(|e| anyhow::anyhow!("--body: {e}"))?;
+            let store = open(&db).await?;
+            let ws = store
+                .workspace_by_name(&workspace)
+                .await?
+                .context("no such workspace")?;
+            let issue = store
+                .create_issue(
+                    ws.id,
+                    &NewIssue {
+                        kind,
+                        title,
+                        body,
+                        tags: vec![],
+                        priority,
+                        state,
+                        created_by: None,
+                        repo_id: None,
+                    },
+                )
+                .await?;
+            println!("{}", issue.id);
+        }
+        Cmd::Issue(IssueCmd::List {
+            db,
+            workspace,
+            state,
+            limit,
+        }) => {
+            let store = open(&db).await?;
+            let ws = store
+                .workspace_by_name(&workspace)
+                .await?
+                .context("no such workspace")?;
+            let state = match state {
+                Some(s) => Some(State::parse(&s).context("--state is not a state")?),
+                None => None,
+            };
+            let f = IssueFilter {
+                state,
+                limit: limit.clamp(1, 10_000),
+                ..Default::default()
+            };
+            let mut out = std::io::stdout().lock();
+            for i in store.list_issues(ws.id, &f).await? {
+                writeln!(out, "{}", serde_json::to_string(&i.view())?)?;
+            }
+        }
+        Cmd::Audit(AuditCmd::Verify(db)) => {
+            let store = open(&db).await?;
+            match store.verify_audit_chain().await? {
+                paddock::store::audit::ChainCheck::Intact { events } => {
+                    println!("audit chain intact: {events} events")
+                }
+                paddock::store::audit::ChainCheck::Broken { at_id } => {
+                    bail!("audit chain broken at event {at_id}")
+                }
+            }
+        }
+        Cmd::Bench(BenchCmd::Claim {
+            database_url,
+            claimers,
+            issues,
+            processes,
+        }) => {
+            bench_claim(&database_url, claimers.max(1), issues, processes).await?;
+        }
+        Cmd::Bench(BenchCmd::ClaimWorker {
+            database_url,
+            workspace_id,
+            runner,
+            lease_ms,
+            hold_ms,
+        }) => {
+            let store = Store::connect(&database_url, 1).await?;
+            let mut out = std::io::stdout().lock();
+            if let Some(hold) = hold_ms {
+                if let Some(c) = store.claim(workspace_id, &runner, lease_ms).await? {
+                    writeln!(out, "{}", c.issue.id)?;
+                    out.flush()?;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
+            } else {
+                // Collect first so printing never slows the race.
+                let ids =
+                    paddock::bench::claim_all(&store, workspace_id, &runner, lease_ms).await?;
+                for id in ids {
+                    writeln!(out, "{id}")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn bench_claim(url: &str, claimers: usize, issues: usize, processes: bool) -> Result<()> {
+    let pool = u32::try_from(claimers + 1).unwrap_or(u32::MAX);
+    let store = Store::connect(url, pool)
+        .await
+        .context("cannot open the database")?;
+    store.migrate().await?;
+    let report = if processes {
+        let ws = paddock::bench::seed(&store, issues).await?;
+        let exe = std::env::current_exe()?;
+        let start = Instant::now();
+        let mut children = Vec::new();
+        for c in 0..claimers {
+            children.push(
+                tokio::process::Command::new(&exe)
+                    .args([
+                        "bench",
+                        "claim-worker",
+                        "--database-url",
+                        url,
+                        "--workspace-id",
+                        &ws.to_string(),
+                    ])
+                    .args(["--runner", &format!("bench-p{c}")])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()?,
+            );
+        }
+        let mut all = Vec::new();
+        for ch in children {
+            let out = ch.wait_with_output().await?;
+            if !out.status.success() {
+                bail!("a claimer process failed: {}", out.status);
+            }
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                all.push(line.trim().parse::<i64>()?);
+            }
+        }
+        let elapsed = start.elapsed();
+        paddock::bench::report(&store, ws, claimers, issues, all, elapsed).await?
+    } else {
+        paddock::bench::run_in_process(&store, claimers, issues).await?
+    };
+    println!(
+        "backend={} claimers={} mode={} issues={} claimed={} distinct={} left_todo={} elapsed_ms={} claims_per_sec={:.0} exactly_once={}",
+        report.backend,
+        report.claimers,
+        if processes { "processes" } else { "tasks" },
+        report.issues,
+        report.claimed,
+        report.distinct,
+        report.left_todo,
+        report.elapsed.as_millis(),
+        report.rate(),
+        report.exactly_once()
+    );
+    if !report.exactly_once() {
+        bail!("exactly-once violated");
+    }
+    Ok(())
+}
