@@ -117,6 +117,12 @@ fn target_for(subject: &Subject, upstream: SocketAddr) -> Target {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: the
+    // benchmark is a program that prints figures, never part of the test run.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("paddock egress bench: run it with `cargo bench` (scripts/bench-egress)");
+        return Ok(());
+    }
     let settings = Settings::from_env()?;
     let upstream = upstream::start()?;
     // The load generator gets one thread, the upstream another; the proxy under
