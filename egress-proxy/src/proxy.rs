@@ -24,6 +24,7 @@ use crate::audit::{AuditRecord, Auditor};
 use crate::body::{BodyError, DownBody, Meter, PendingAudit, UpBody};
 use crate::config::Limits;
 use crate::dial::{self, DialError, Resolver};
+use crate::drive::Drivers;
 use crate::framing::Verdicts;
 use crate::metrics::Metrics;
 use crate::reply;
@@ -69,6 +70,8 @@ pub struct ConnCtx {
     pub run: Option<Arc<str>>,
     /// What the framing guard found.
     pub verdicts: Arc<Verdicts>,
+    /// Upstream connections this client connection's task drives.
+    pub drivers: Arc<Drivers>,
     upstream: Mutex<Option<Upstream>>,
 }
 
@@ -93,6 +96,7 @@ impl ConnCtx {
             client,
             run,
             verdicts,
+            drivers: Arc::new(Drivers::default()),
             upstream: Mutex::new(None),
         }
     }
@@ -540,11 +544,11 @@ async fn open_upstream(ctx: &ConnCtx, host: &Host, port: u16) -> Result<Upstream
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| DialError::Connect(std::io::Error::other(e)))?;
-    tokio::spawn(async move {
+    ctx.drivers.add(Box::pin(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
-    });
+    }));
     Ok(Upstream {
         host: host.clone(),
         port,

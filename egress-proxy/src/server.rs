@@ -2,6 +2,7 @@
 //! gracefully.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,6 +23,7 @@ use crate::dial::Resolver;
 use crate::framing::{Guarded, MAX_HEADERS, Verdicts};
 use crate::limits::{ClientKey, ConnLimiter, ConnPermit, Refusal};
 use crate::metrics::Metrics;
+use crate::prehead::{self, Prefixed};
 use crate::proxy::{self, ConnCtx, Shared};
 use crate::{admin, reply};
 
@@ -77,11 +80,7 @@ impl Proxy {
         let metrics = Arc::new(Metrics::default());
         let resolver = Resolver::new(&cfg.resolver)?;
         let tcp = match cfg.listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(bind_err(format!("listen {addr}")))?,
-            ),
+            Some(addr) => Some(bind_tcp(addr).map_err(bind_err(format!("listen {addr}")))?),
             None => None,
         };
         let unix = match &cfg.listen_unix {
@@ -89,11 +88,7 @@ impl Proxy {
             None => None,
         };
         let admin = match cfg.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(bind_err(format!("admin_listen {addr}")))?,
-            ),
+            Some(addr) => Some(bind_tcp(addr).map_err(bind_err(format!("admin_listen {addr}")))?),
             None => None,
         };
         let (auditor, audit_task) =
@@ -228,6 +223,24 @@ impl ProxyHandle {
     }
 }
 
+/// Pending connections the kernel queues per listener (it caps this at `net.core.somaxconn`).
+/// The default of the standard library (128) overflows when many sandboxed clients connect at
+/// once, and each overflow costs the client a one-second SYN retransmit.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener with [`LISTEN_BACKLOG`] and `SO_REUSEADDR` (a restarted proxy can
+/// rebind while old connections sit in TIME_WAIT; it never lets two listeners share a port).
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds the Unix socket: a stale socket file is removed, anything else at the path is an
 /// error; the socket is made group-accessible only (0660).
 fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
@@ -239,11 +252,20 @@ fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
         Ok(_) => return Err(StartError::NotASocket(path.to_owned())),
         Err(_) => {}
     }
-    let l =
-        UnixListener::bind(path).map_err(bind_err(format!("listen_unix {}", path.display())))?;
+    let l = listen_unix(path).map_err(bind_err(format!("listen_unix {}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(bind_err(format!("listen_unix {}", path.display())))?;
     Ok(l)
+}
+
+fn listen_unix(path: &Path) -> std::io::Result<UnixListener> {
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(i32::try_from(LISTEN_BACKLOG).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(OwnedFd::from(
+        socket,
+    )))
 }
 
 async fn accept_tcp(
@@ -346,17 +368,48 @@ fn spawn_conn<S>(
     });
 }
 
-async fn serve_conn<S>(shared: &Arc<Shared>, stream: S, client: Arc<str>, stop: &CancellationToken)
-where
+async fn serve_conn<S>(
+    shared: &Arc<Shared>,
+    mut stream: S,
+    client: Arc<str>,
+    stop: &CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Until the first head is complete the connection holds only the bytes it sent; the
+    // parser (and its buffers) exist from then on. Same deadline as the parser's own.
+    let max_head = shared.limits.max_header_bytes;
+    let first = tokio::select! {
+        r = tokio::time::timeout(
+            shared.limits.header_read_timeout.get(),
+            prehead::gather(&mut stream, max_head),
+        ) => r,
+        () = stop.cancelled() => return,
+        () = shared.kill.cancelled() => return,
+    };
+    let prefix = match first {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "client connection ended with an error");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("client sent no complete request head in time");
+            return;
+        }
+    };
     let verdicts = Arc::new(Verdicts::default());
     let io = TokioIo::new(Guarded::new(
-        stream,
-        shared.limits.max_header_bytes,
+        Prefixed::new(prefix, stream),
+        max_head,
         verdicts.clone(),
     ));
     let ctx = Arc::new(ConnCtx::new(shared.clone(), client, None, verdicts));
+    // The upstream connections opened for this client are driven right here, beside it.
+    let drivers = ctx.drivers.clone();
+    let upstreams = drivers.run();
+    tokio::pin!(upstreams);
     let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -368,6 +421,7 @@ where
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
+        never = upstreams.as_mut() => match never {},
         r = conn.as_mut() => {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "client connection ended with an error");
@@ -379,6 +433,7 @@ where
     }
     conn.as_mut().graceful_shutdown();
     tokio::select! {
+        never = upstreams.as_mut() => match never {},
         _ = conn.as_mut() => {}
         () = shared.kill.cancelled() => {}
     }

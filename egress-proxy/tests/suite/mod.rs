@@ -8,4 +8,5 @@ mod forward;
 mod lifecycle;
 mod limits;
 mod rules;
+mod slow_head;
 mod smuggling;
