@@ -18,6 +18,7 @@ pub mod prehead;
 pub mod proxy;
 pub mod reply;
 pub mod server;
+pub mod tls;
 pub mod tunnel;
 
 pub use config::{Config, ConfigError, Validated};

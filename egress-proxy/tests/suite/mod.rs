@@ -10,3 +10,4 @@ mod limits;
 mod rules;
 mod slow_head;
 mod smuggling;
+mod tls;
