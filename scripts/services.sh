@@ -66,3 +66,112 @@ paddock_docker() {
     return 1
   fi
 }
+
+# paddock_sshd: a throwaway OpenSSH git server on 127.0.0.1 for Paddock's git tests.
+# Source this file (after services.sh's helpers) and call paddock_sshd. Idempotent and quick
+# when already running. Needs root (it creates the `git` user and runs sshd).
+#
+# Exports:
+#   PADDOCK_TEST_SSH_HOST        127.0.0.1
+#   PADDOCK_TEST_SSH_PORT        port sshd listens on (22022 unless PADDOCK_TEST_SSH_PORT was set)
+#   PADDOCK_TEST_SSH_USER        git (login shell git-shell: only push/fetch, no commands)
+#   PADDOCK_TEST_SSH_HOST_KEY    path of the server's public host key (pin it in tests)
+#   PADDOCK_TEST_SSH_DEPLOY_KEY  path of the test deploy key (private; public key authorised)
+#   PADDOCK_TEST_SSH_REPOS       directory of bare repositories (owned by git; tests create
+#                                repositories there and chown them to git)
+
+paddock_sshd() {
+  local state="${PADDOCK_TEST_STATE:-/var/tmp/paddock-test}"
+  local dir="$state/sshd"
+  local port="${PADDOCK_TEST_SSH_PORT:-22022}"
+  local log
+  log() { printf '[sshd] %s\n' "$*" >&2; }
+
+  if [ "$(id -u)" -ne 0 ]; then
+    log "needs root (creates the git user and starts sshd)"
+    return 1
+  fi
+  if [ ! -x /usr/sbin/sshd ]; then
+    if declare -F paddock_need_packages >/dev/null; then
+      paddock_need_packages openssh-server
+    else
+      log "installing openssh-server"
+      [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+    fi
+  fi
+  # Debian's package may start its own sshd on port 22; ours is separate and loopback-only.
+  local shell
+  shell="$(command -v git-shell || true)"
+  if [ -z "$shell" ]; then
+    if declare -F paddock_need_packages >/dev/null; then paddock_need_packages git; else
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git >/dev/null; fi
+    shell="$(command -v git-shell)"
+  fi
+
+  mkdir -p "$dir/home/.ssh" "$dir/repos" /run/sshd
+  chmod 755 "$state" "$dir"
+  [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C paddock-test-host -f "$dir/host_ed25519"
+  [ -f "$dir/deploy_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C paddock-test-deploy -f "$dir/deploy_ed25519"
+
+  grep -qxF "$shell" /etc/shells 2>/dev/null || echo "$shell" >>/etc/shells
+  if ! id git >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir "$dir/home" --shell "$shell" git
+  fi
+  # Home, shell, and an unlocked account without a password (sshd refuses locked accounts).
+  usermod --home "$dir/home" --shell "$shell" --password '*' git
+
+  # The deploy key may only run git-shell's commands: no forwarding, no pty.
+  printf 'no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty %s\n' \
+    "$(cat "$dir/deploy_ed25519.pub")" >"$dir/home/.ssh/authorized_keys"
+  # Test repositories are created by root and chowned to git; server-side git trusts them.
+  printf '[safe]\n\tdirectory = *\n' >"$dir/home/.gitconfig"
+  chmod 700 "$dir/home/.ssh"
+  chmod 600 "$dir/home/.ssh/authorized_keys"
+  chown -R git:git "$dir/home" "$dir/repos"
+
+  cat >"$dir/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $dir/host_ed25519
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/home/.ssh/authorized_keys
+AllowUsers git
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+StrictModes no
+AllowTcpForwarding no
+AllowAgentForwarding no
+X11Forwarding no
+PermitTTY no
+PermitTunnel no
+LogLevel VERBOSE
+EOF
+
+  local running=""
+  if [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null \
+    && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    running=yes
+  fi
+  if [ -z "$running" ]; then
+    log "starting sshd on 127.0.0.1:$port"
+    /usr/sbin/sshd -t -f "$dir/sshd_config" || { log "sshd config rejected"; return 1; }
+    /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" || { log "sshd did not start; see $dir/sshd.log"; return 1; }
+    local i
+    for i in $(seq 1 50); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      sleep 0.1
+    done
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { log "sshd not listening; see $dir/sshd.log"; return 1; }
+  fi
+
+  export PADDOCK_TEST_SSH_HOST=127.0.0.1
+  export PADDOCK_TEST_SSH_PORT="$port"
+  export PADDOCK_TEST_SSH_USER=git
+  export PADDOCK_TEST_SSH_HOST_KEY="$dir/host_ed25519.pub"
+  export PADDOCK_TEST_SSH_DEPLOY_KEY="$dir/deploy_ed25519"
+  export PADDOCK_TEST_SSH_REPOS="$dir/repos"
+}

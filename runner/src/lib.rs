@@ -1,11 +1,15 @@
-//! Paddock's runner: config, store, issue life cycle, claim, HTTP API, auth, audit.
-#![forbid(unsafe_code)]
+//! Paddock's runner: config, store, issue life cycle, claim, HTTP API, auth, audit, git, sandbox.
+// `deny`, not `forbid`: git2's process-wide option setters are `unsafe fn`, and
+// `git::hermetic` is the one module allowed to call them (each with a SAFETY note).
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod git;
 pub mod lifecycle;
 pub mod listener;
+pub mod sandbox;
 pub mod server;
 pub mod store;

@@ -4,6 +4,8 @@ mod api;
 mod auth;
 mod cli;
 mod feedback;
+mod git;
 pub mod http;
+mod sandbox;
 mod store;
 pub mod support;
