@@ -11,5 +11,6 @@ pub mod git;
 pub mod lifecycle;
 pub mod listener;
 pub mod sandbox;
+pub mod sandbox_cli;
 pub mod server;
 pub mod store;

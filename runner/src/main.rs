@@ -59,6 +59,55 @@ enum Cmd {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Run commands in the agent sandbox.
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+}
+
+#[derive(Subcommand)]
+enum SandboxCmd {
+    /// Run CMD as the agent in a full sandbox (same network, proxy and profile as a real run),
+    /// stream its output and exit with its status (124 on timeout, 125 when it could not run).
+    Run {
+        /// Agent image.
+        #[arg(long, default_value = paddock::sandbox_cli::DEFAULT_IMAGE)]
+        image: String,
+        /// Directory copied into /workspace before CMD starts.
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Wall-clock limit in seconds.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        /// Nameserver (ip:port) of the egress proxy; repeatable. Default: Docker's embedded DNS
+        /// on the proxy's network, which forwards to the host's resolvers.
+        #[arg(long = "nameserver")]
+        nameservers: Vec<std::net::SocketAddr>,
+        /// Host directory for the proxy's config and sockets.
+        #[arg(long, default_value = "/run/paddock/egress")]
+        egress_dir: PathBuf,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// Prints the sandbox's (scrubbed) output as it arrives.
+struct StdioSink;
+
+impl paddock::sandbox::OutputSink for StdioSink {
+    fn output(&mut self, stream: paddock::sandbox::OutputStream, bytes: &[u8]) {
+        // A closed terminal must not stop the run; the outcome still holds the output.
+        let _ = match stream {
+            paddock::sandbox::OutputStream::Stdout => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(bytes).and_then(|()| o.flush())
+            }
+            paddock::sandbox::OutputStream::Stderr => {
+                let mut e = std::io::stderr().lock();
+                e.write_all(bytes).and_then(|()| e.flush())
+            }
+        };
+    }
 }
 
 #[derive(Subcommand)]
@@ -367,6 +416,37 @@ async fn main() -> Result<()> {
                     bail!("audit chain broken at event {at_id}")
                 }
             }
+        }
+        Cmd::Sandbox(SandboxCmd::Run {
+            image,
+            workspace,
+            timeout,
+            nameservers,
+            egress_dir,
+            command,
+        }) => {
+            let mut egress = paddock::sandbox::proxy::EgressSettings {
+                state_dir: egress_dir,
+                ..Default::default()
+            };
+            if !nameservers.is_empty() {
+                egress.nameservers = nameservers;
+            }
+            let req = paddock::sandbox_cli::SandboxRun {
+                image,
+                workspace,
+                timeout: std::time::Duration::from_secs(timeout),
+                command,
+                egress,
+            };
+            let code = match paddock::sandbox_cli::sandbox_run(req, &mut StdioSink).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("paddock sandbox run: {e}");
+                    paddock::sandbox::EXIT_REFUSED
+                }
+            };
+            std::process::exit(i32::from(code));
         }
         Cmd::Bench(BenchCmd::Claim {
             database_url,

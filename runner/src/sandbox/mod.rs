@@ -17,6 +17,7 @@ mod error;
 pub mod fake;
 mod launcher;
 mod output;
+pub mod proxy;
 mod spec;
 pub mod workspace;
 

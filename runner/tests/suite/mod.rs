@@ -7,5 +7,6 @@ mod feedback;
 mod git;
 pub mod http;
 mod sandbox;
+mod sandbox_run;
 mod store;
 pub mod support;

@@ -1,0 +1,98 @@
+//! `paddock sandbox run`: one command as the agent in a full sandbox (the same network, proxy
+//! and profile as a real run), its output streamed, its status returned.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use paddock_policy::sandbox::SandboxProfile;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::sandbox::proxy::{EgressContainer, EgressError, EgressSettings};
+use crate::sandbox::{
+    DockerEngine, Engine, EngineError, Launcher, OutputSink, RunSpec, SandboxError,
+};
+
+/// Default agent image (bash, python3).
+pub const DEFAULT_IMAGE: &str = "paddock/agent:latest";
+/// Placeholder task for a run started by hand.
+const TASK_PLACEHOLDER: &str = "# paddock sandbox run\n\nNo task: a command was run by hand.\n";
+
+/// Errors before or around the run (the command's own failure is its exit status).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxRunError {
+    /// Docker is not reachable.
+    #[error("docker: {0}")]
+    Engine(#[from] EngineError),
+    /// The proxy container could not be brought up.
+    #[error(transparent)]
+    Egress(#[from] EgressError),
+    /// The sandbox refused or failed the run.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The run directory could not be prepared.
+    #[error("run directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What `paddock sandbox run` was asked for.
+#[derive(Clone, Debug)]
+pub struct SandboxRun {
+    /// Agent image.
+    pub image: String,
+    /// Host directory copied into `/workspace` before the command starts.
+    pub workspace: Option<PathBuf>,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+    /// The command (argv).
+    pub command: Vec<String>,
+    /// The proxy container's settings.
+    pub egress: EgressSettings,
+}
+
+/// Runs the command; returns the process exit status (the command's, 124 on timeout, 125 when
+/// the sandbox could not run it, 128+signal when SIGINT or SIGTERM stopped it, after its
+/// container was removed).
+pub async fn sandbox_run(
+    req: SandboxRun,
+    sink: &mut dyn OutputSink,
+) -> Result<u8, SandboxRunError> {
+    let engine = DockerEngine::connect_local()?;
+    engine.ping().await?;
+    let egress = EgressContainer::ensure(&engine, &req.egress).await?;
+    let task = egress.run_dir.join("task.md");
+    if !task.exists() {
+        std::fs::write(&task, TASK_PLACEHOLDER)?;
+    }
+    let launcher = Launcher::new(engine, SandboxProfile::default())?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let run_id = format!("sandbox-{}-{nanos}", std::process::id());
+    let mut spec = RunSpec::new(run_id, req.image, req.command, egress.run_dir);
+    spec.timeout = req.timeout;
+    if let Some(dir) = &req.workspace {
+        spec.workspace = Some(crate::sandbox::workspace::pack_dir(dir)?);
+    }
+    let name = spec.container_name();
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let run = launcher.run_with(spec, sink);
+    let signo = tokio::select! {
+        outcome = run => return Ok(outcome?.status.process_exit_code()),
+        _ = int.recv() => 2u8,
+        _ = term.recv() => 15u8,
+    };
+    // The run future is dropped; remove its container now rather than leave it to the
+    // launcher's background removal, which this process would not outlive.
+    // The launcher's own removal may be under way (Docker then answers 409): retry until the
+    // container is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match launcher.engine().remove_container(&name).await {
+            Ok(()) | Err(EngineError::NotFound { .. }) => return Ok(128 + signo),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
