@@ -1,0 +1,6 @@
+//! Escape attempts against the real sandbox, each with a control that shows it can fail.
+
+mod attempts;
+mod network;
+mod resources;
+mod support;
