@@ -44,7 +44,6 @@ impl Outside {
              (echo paddock-lo | nc -w 3 127.0.0.1 {tp}) & sleep 2; kill $! 2>/dev/null; \
              tftp -g -r paddock-udp -l /tmp/udp {gw} {up} & sleep 2; kill $! 2>/dev/null; \
              nslookup paddock-dns.test {gw} & sleep 2; kill $! 2>/dev/null; \
-             nslookup paddock-dns.test & sleep 2; kill $! 2>/dev/null; \
              if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo docker-sock; fi; \
              echo finished"
         )
