@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::egress::{EgressPolicy, never_exempt};
 use crate::host::HostPattern;
@@ -12,7 +12,7 @@ use crate::ip_tables::{Net, V4_TABLE, V6_TABLE, prefix_eq32, prefix_eq128};
 const MAX_ECHO: usize = 100;
 
 /// The `[policy]` table. Unknown keys are an error; omitted keys take the defaults below.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Host patterns that may receive writes (anything but GET/HEAD), over HTTPS only.

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod control;
 pub mod egress;
 pub mod host;
 pub mod ip;
