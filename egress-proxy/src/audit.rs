@@ -47,6 +47,8 @@ pub struct AuditRecord {
     pub bytes_down: u64,
     /// Time from request head to the end of the response, in milliseconds.
     pub duration_ms: u64,
+    /// A credential handle or a real secret was misused (written only when true).
+    pub security_event: bool,
 }
 
 #[derive(Serialize)]
@@ -65,6 +67,8 @@ struct Line<'a> {
     bytes_up: u64,
     bytes_down: u64,
     duration_ms: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    security_event: bool,
 }
 
 impl AuditRecord {
@@ -86,6 +90,7 @@ impl AuditRecord {
             bytes_up: self.bytes_up,
             bytes_down: self.bytes_down,
             duration_ms: self.duration_ms,
+            security_event: self.security_event,
         };
         serde_json::to_string(&line).unwrap_or_else(|_| String::from("{}"))
     }
@@ -204,6 +209,7 @@ mod tests {
             bytes_up: 1,
             bytes_down: 2,
             duration_ms: 3,
+            security_event: false,
         };
         let v: serde_json::Value = serde_json::from_str(&rec.to_json()).unwrap();
         for key in [

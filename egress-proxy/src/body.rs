@@ -3,25 +3,31 @@
 //! writes the audit line when it ends).
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use paddock_policy::{BodyGuard, BrokerRule, StreamScrubber, UsageMeter};
 
 use crate::audit::AuditRecord;
 use crate::proxy::Shared;
+use crate::run::Run;
 
 /// A byte counter shared between the request side and the audit line.
 #[derive(Debug, Default)]
-pub struct Meter(AtomicU64, AtomicBool);
+pub struct Meter(AtomicU64, AtomicBool, OnceLock<BrokerRule>);
 
 impl Meter {
     /// The body went over its limit and was cut.
     pub fn exceeded(&self) -> bool {
         self.1.load(Ordering::Relaxed)
+    }
+    /// The broker stopped the body: it carried a credential handle or a real secret.
+    pub fn broker_denied(&self) -> Option<BrokerRule> {
+        self.2.get().copied()
     }
     /// Adds `n` bytes.
     pub fn add(&self, n: usize) {
@@ -43,6 +49,10 @@ pub enum BodyError {
     /// The request body exceeded `limits.max_request_body`.
     #[error("request body exceeds the configured limit")]
     TooLarge,
+    /// The request body carried a credential handle or a real secret; it was cut before that
+    /// chunk went upstream.
+    #[error("request body refused by the credential broker: {}", .0.name())]
+    Broker(BrokerRule),
 }
 
 /// The client's request body on its way upstream.
@@ -52,16 +62,20 @@ pub struct UpBody {
     limit: u64,
     seen: u64,
     meter: Arc<Meter>,
+    guard: Option<BodyGuard>,
 }
 
 impl UpBody {
-    /// Streams `inner`, failing once more than `limit` bytes have passed.
-    pub fn new(inner: Incoming, limit: u64, meter: Arc<Meter>) -> Self {
+    /// Streams `inner`, failing once more than `limit` bytes have passed, or (with a `guard`)
+    /// as soon as a chunk carries a credential handle or a real secret; that chunk is never
+    /// forwarded.
+    pub fn new(inner: Incoming, limit: u64, meter: Arc<Meter>, guard: Option<BodyGuard>) -> Self {
         UpBody {
             inner: Some(inner),
             limit,
             seen: 0,
             meter,
+            guard,
         }
     }
 }
@@ -75,12 +89,16 @@ impl Body for UpBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
+        loop {
+            let Some(inner) = this.inner.as_mut() else {
+                return Poll::Ready(None);
+            };
+            return match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Some(data) = frame.data_ref() else {
+                        // Request trailers are not forwarded: they would pass the broker unseen.
+                        continue;
+                    };
                     let n = data.len();
                     this.seen = this
                         .seen
@@ -90,16 +108,23 @@ impl Body for UpBody {
                         this.meter.1.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
+                    if let Some(guard) = this.guard.as_mut()
+                        && let Err(rule) = guard.push(data)
+                    {
+                        this.inner = None;
+                        let _ = this.meter.2.set(rule);
+                        return Poll::Ready(Some(Err(BodyError::Broker(rule))));
+                    }
                     this.meter.add(n);
+                    Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Stream(e)))),
-            Poll::Ready(None) => {
-                this.inner = None;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Stream(e)))),
+                Poll::Ready(None) => {
+                    this.inner = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 
@@ -125,11 +150,13 @@ pub struct PendingAudit {
     pub up: Arc<Meter>,
     /// Where to send it.
     pub shared: Arc<Shared>,
+    /// The run charged for the exchange.
+    pub run: Arc<Run>,
 }
 
 impl PendingAudit {
-    /// Completes and emits the record.
-    pub fn finish(mut self: Box<Self>, bytes_down: u64) {
+    /// Completes and emits the record, and charges the run (bytes, and tokens when metered).
+    pub fn finish(mut self: Box<Self>, bytes_down: u64, usage: Option<UsageMeter>) {
         self.record.bytes_up = self.up.get();
         self.record.bytes_down = bytes_down;
         self.record.duration_ms =
@@ -137,8 +164,22 @@ impl PendingAudit {
         self.shared
             .metrics
             .add_bytes(self.record.bytes_up, bytes_down);
+        let report = usage.map(UsageMeter::finish);
+        self.run
+            .record(self.record.bytes_up, bytes_down, report.as_ref());
         self.shared.auditor.record(self.record);
     }
+}
+
+/// What happens to an upstream response body on its way to the client.
+#[derive(Debug, Default)]
+pub struct DownFilter {
+    /// Masks the run's real secrets (`None` when the run holds none).
+    pub scrub: Option<StreamScrubber>,
+    /// Reads the provider's token usage (token hosts only).
+    pub usage: Option<UsageMeter>,
+    /// The upstream body has ended (or failed).
+    pub ended: bool,
 }
 
 /// The body answered to the client.
@@ -154,6 +195,8 @@ pub enum DownBody {
         seen: u64,
         /// The line to write at the end.
         audit: Option<Box<PendingAudit>>,
+        /// Scrubbing and token metering.
+        filter: Box<DownFilter>,
     },
 }
 
@@ -171,10 +214,15 @@ impl DownBody {
 
 impl Drop for DownBody {
     fn drop(&mut self) {
-        if let DownBody::Upstream { seen, audit, .. } = self
+        if let DownBody::Upstream {
+            seen,
+            audit,
+            filter,
+            ..
+        } = self
             && let Some(a) = audit.take()
         {
-            a.finish(*seen);
+            a.finish(*seen, filter.usage.take());
         }
     }
 }
@@ -189,30 +237,65 @@ impl Body for DownBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             DownBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            DownBody::Upstream { inner, seen, audit } => {
-                let r = Pin::new(inner).poll_frame(cx);
-                match &r {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Some(d) = frame.data_ref() {
-                            *seen = seen.saturating_add(u64::try_from(d.len()).unwrap_or(0));
-                        }
-                    }
-                    Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
-                        if let Some(a) = audit.take() {
-                            a.finish(*seen);
-                        }
-                    }
-                    Poll::Pending => {}
+            DownBody::Upstream {
+                inner,
+                seen,
+                audit,
+                filter,
+            } => loop {
+                if filter.ended {
+                    return Poll::Ready(None);
                 }
-                r
-            }
+                match Pin::new(&mut *inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        let Ok(data) = frame.into_data() else {
+                            // Trailers are not relayed: they could echo a secret unscrubbed.
+                            continue;
+                        };
+                        if let Some(u) = filter.usage.as_mut() {
+                            u.push(&data);
+                        }
+                        let out = match filter.scrub.as_mut() {
+                            Some(s) => Bytes::from(s.push(&data)),
+                            None => data,
+                        };
+                        if out.is_empty() {
+                            continue;
+                        }
+                        *seen = seen.saturating_add(u64::try_from(out.len()).unwrap_or(0));
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                    Poll::Ready(None) => {
+                        filter.ended = true;
+                        let rest = filter.scrub.take().map(StreamScrubber::finish);
+                        let rest = rest.filter(|r| !r.is_empty());
+                        if let Some(r) = &rest {
+                            *seen = seen.saturating_add(u64::try_from(r.len()).unwrap_or(0));
+                        }
+                        if let Some(a) = audit.take() {
+                            a.finish(*seen, filter.usage.take());
+                        }
+                        return Poll::Ready(rest.map(|r| Ok(Frame::data(Bytes::from(r)))));
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        filter.ended = true;
+                        if let Some(a) = audit.take() {
+                            a.finish(*seen, filter.usage.take());
+                        }
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             DownBody::Full(b) => b.is_none(),
-            DownBody::Upstream { inner, .. } => inner.is_end_stream(),
+            DownBody::Upstream { inner, filter, .. } => {
+                filter.ended || (filter.scrub.is_none() && inner.is_end_stream())
+            }
         }
     }
 
@@ -222,7 +305,9 @@ impl Body for DownBody {
                 b.as_ref()
                     .map_or(0, |b| u64::try_from(b.len()).unwrap_or(0)),
             ),
-            DownBody::Upstream { inner, .. } => inner.size_hint(),
+            // Masking changes the length: a scrubbed body goes out chunked.
+            DownBody::Upstream { inner, filter, .. } if filter.scrub.is_none() => inner.size_hint(),
+            DownBody::Upstream { .. } => SizeHint::default(),
         }
     }
 }

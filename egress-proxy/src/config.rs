@@ -36,6 +36,55 @@ pub struct Config {
     /// Connection limits and timeouts.
     #[serde(default)]
     pub limits: Limits,
+    /// TLS interception and upstream TLS.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// The control socket through which the runner registers and revokes runs.
+    pub control: Option<ControlConfig>,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Intercept HTTPS on the default listeners (TCP and `listen_unix`) with a CA generated at
+    /// start. Runs registered over the control socket always get their own CA.
+    pub intercept: bool,
+    /// Write the default listeners' CA certificate (PEM) here at start, for clients to trust.
+    pub default_ca_out: Option<PathBuf>,
+    /// Extra trust anchors (PEM) for upstream TLS, beside the public web roots. Certificate and
+    /// name verification are always on.
+    pub extra_ca_bundle: Option<PathBuf>,
+    /// Lifetime of each run CA (and of the default CA).
+    pub ca_lifetime: Dur,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            intercept: true,
+            default_ca_out: None,
+            extra_ca_bundle: None,
+            ca_lifetime: Dur::ms(24 * 3600 * 1000),
+        }
+    }
+}
+
+/// The `[control]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The control socket (mode 0600). Never mount it into a sandbox.
+    pub unix: PathBuf,
+    /// Directory under which each run gets `<run>/proxy.sock` and `<run>/ca.pem`.
+    pub runs_dir: PathBuf,
+    /// Runs registered at once, at most.
+    #[serde(default = "default_max_runs")]
+    pub max_runs: usize,
+}
+
+fn default_max_runs() -> usize {
+    256
 }
 
 /// The `[resolver]` table.
@@ -231,10 +280,28 @@ impl Config {
 
     /// Validates every value and compiles the policy. Fail closed: any problem is an error.
     pub fn validate(self) -> Result<Validated, ConfigError> {
-        if self.listen.is_none() && self.listen_unix.is_none() {
+        if self.listen.is_none() && self.listen_unix.is_none() && self.control.is_none() {
             return Err(value_err(
                 "listen",
-                "neither `listen` nor `listen_unix` is set: the proxy would serve nothing",
+                "none of `listen`, `listen_unix` and `[control]` is set: the proxy would serve nothing",
+            ));
+        }
+        if let Some(c) = &self.control {
+            if c.unix.as_os_str().is_empty() {
+                return Err(value_err("control.unix", "the path is empty"));
+            }
+            if c.runs_dir.as_os_str().is_empty() {
+                return Err(value_err("control.runs_dir", "the path is empty"));
+            }
+            if c.max_runs == 0 || c.max_runs > 65_536 {
+                return Err(value_err("control.max_runs", "must be between 1 and 65536"));
+            }
+        }
+        let lifetime = self.tls.ca_lifetime.get();
+        if !(crate::tls::MIN_CA_LIFETIME..=crate::tls::MAX_CA_LIFETIME).contains(&lifetime) {
+            return Err(value_err(
+                "tls.ca_lifetime",
+                "must be between 1 minute and 30 days",
             ));
         }
         if let Some(path) = &self.listen_unix
@@ -407,6 +474,29 @@ path = "-"
         let text = format!("{GOOD}\n[limits]\nidle_timeout = \"7 parsecs\"\n");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn control_and_tls_are_checked() {
+        let text = format!("{GOOD}\n[control]\nunix = \"\"\nruns_dir = \"/sock\"\n");
+        let err = Config::from_toml(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("control.unix"), "{err}");
+        let text = format!("{GOOD}\n[tls]\nca_lifetime = \"10s\"\n");
+        let err = Config::from_toml(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.ca_lifetime"), "{err}");
+        // The neighbour: a control socket alone is a valid proxy.
+        let only_control = "[resolver]\nnameservers = [\"127.0.0.1:53\"]\n[control]\nunix = \"/ctl/c.sock\"\nruns_dir = \"/sock\"\n";
+        let v = Config::from_toml(only_control).unwrap().validate().unwrap();
+        assert_eq!(v.config.control.unwrap().max_runs, 256);
+        assert!(v.config.tls.intercept);
     }
 
     #[test]

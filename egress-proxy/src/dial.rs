@@ -34,6 +34,9 @@ pub enum DialError {
     /// Every connect attempt failed.
     #[error("upstream connect failed: {0}")]
     Connect(std::io::Error),
+    /// The upstream's TLS certificate or handshake was refused (verification is always on).
+    #[error("upstream TLS handshake failed")]
+    Tls,
 }
 
 /// Resolves names through the configured nameservers only.

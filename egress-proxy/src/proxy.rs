@@ -15,19 +15,24 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use paddock_policy::{EgressPolicy, EgressRequest, Host, Rule, Scheme, Verdict, parse_authority};
+use paddock_policy::{
+    BodyFormat, BrokerRule, EgressRequest, Host, Rule, Scheme, UsageMeter, Verdict, parse_authority,
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{AuditRecord, Auditor};
-use crate::body::{BodyError, DownBody, Meter, PendingAudit, UpBody};
+use crate::body::{BodyError, DownBody, DownFilter, Meter, PendingAudit, UpBody};
 use crate::config::Limits;
+use crate::credentials::{broker, scrub_response_headers};
 use crate::dial::{self, DialError, Resolver};
 use crate::drive::Drivers;
 use crate::framing::Verdicts;
 use crate::metrics::Metrics;
 use crate::reply;
+use crate::run::Run;
+use crate::tls::UpstreamTls;
 use crate::tunnel;
 
 /// Rule name for a host that does not parse (malformed, numeric-looking but invalid, userinfo).
@@ -36,8 +41,6 @@ pub const RULE_INVALID_HOST: &str = "invalid_host";
 /// State shared by every connection of one proxy.
 #[derive(Debug)]
 pub struct Shared {
-    /// The compiled policy.
-    pub policy: EgressPolicy,
     /// The resolver (configured nameservers only).
     pub resolver: Resolver,
     /// Limits and timeouts.
@@ -50,6 +53,8 @@ pub struct Shared {
     pub kill: CancellationToken,
     /// Tracks connection and tunnel tasks for shutdown.
     pub tracker: TaskTracker,
+    /// The verified TLS client for intercepted requests.
+    pub upstream_tls: UpstreamTls,
 }
 
 /// One upstream connection kept for reuse within one client connection.
@@ -66,8 +71,11 @@ pub struct ConnCtx {
     pub shared: Arc<Shared>,
     /// `ip:port` or `unix:<path>`.
     pub client: Arc<str>,
-    /// The run this connection belongs to, when known.
-    pub run: Option<Arc<str>>,
+    /// The run this connection belongs to (the socket it arrived on).
+    pub run: Arc<Run>,
+    /// For a connection inside intercepted TLS: the CONNECT host and port every request on it
+    /// goes to.
+    pub origin: Option<(Host, u16)>,
     /// What the framing guard found.
     pub verdicts: Arc<Verdicts>,
     /// Upstream connections this client connection's task drives.
@@ -88,13 +96,15 @@ impl ConnCtx {
     pub fn new(
         shared: Arc<Shared>,
         client: Arc<str>,
-        run: Option<Arc<str>>,
+        run: Arc<Run>,
+        origin: Option<(Host, u16)>,
         verdicts: Arc<Verdicts>,
     ) -> Self {
         ConnCtx {
             shared,
             client,
             run,
+            origin,
             verdicts,
             drivers: Arc::new(Drivers::default()),
             upstream: Mutex::new(None),
@@ -154,7 +164,7 @@ impl ConnCtx {
     fn record(&self, s: &Start, o: Outcome<'_>) -> AuditRecord {
         AuditRecord {
             ts: s.ts,
-            run: self.run.clone(),
+            run: self.run.id.clone(),
             client: self.client.clone(),
             method: s.method.clone(),
             scheme: s.scheme,
@@ -167,10 +177,14 @@ impl ConnCtx {
             bytes_up: 0,
             bytes_down: 0,
             duration_ms: u64::try_from(s.at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            security_event: false,
         }
     }
 
     fn emit(&self, s: &Start, o: Outcome<'_>) {
+        if matches!(o.verdict, "deny" | "reject") {
+            self.run.note_denied(o.host);
+        }
         let rec = self.record(s, o);
         tracing::info!(
             client = %rec.client,
@@ -213,6 +227,10 @@ pub async fn handle(
         ));
     }
     if req.method() == Method::CONNECT {
+        if ctx.origin.is_some() {
+            let s = Start::new(req.method(), "https");
+            return Ok(reject(&ctx, &s, "", "connect_inside_tls"));
+        }
         Ok(connect(ctx, req).await)
     } else {
         Ok(forward(ctx, req).await)
@@ -315,25 +333,84 @@ fn host_header(host: &Host, port: u16) -> Option<HeaderValue> {
     HeaderValue::from_str(&text).ok()
 }
 
-async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody> {
-    let s = Start::new(req.method(), "http");
-    let has_body = !req.body().is_end_stream();
+/// The target of a request: absolute-form `http://` on a plain connection, or (inside
+/// intercepted TLS) origin-form, or absolute-form naming exactly the CONNECT origin.
+fn request_target(
+    ctx: &ConnCtx,
+    s: &Start,
+    req: &Request<Incoming>,
+    has_body: bool,
+) -> Result<(Host, u16), Box<Response<DownBody>>> {
+    if let Some((origin, port)) = &ctx.origin {
+        match req.uri().scheme_str() {
+            None if req.uri().authority().is_none() => {}
+            None => return Err(Box::new(reject(ctx, s, "", "invalid_request_target"))),
+            Some("https") => {
+                let same =
+                    target(req.uri(), Some(443)).is_ok_and(|(h, p)| h == *origin && p == *port);
+                if !same {
+                    return Err(Box::new(reject(
+                        ctx,
+                        s,
+                        &origin.to_string(),
+                        "authority_mismatch",
+                    )));
+                }
+            }
+            Some(_) => return Err(Box::new(reject(ctx, s, "", "unsupported_scheme"))),
+        }
+        return Ok((origin.clone(), *port));
+    }
     match req.uri().scheme_str() {
         Some("http") => {}
-        None => return reject(&ctx, &s, "", "not_a_proxy_request"),
-        Some(_) => return reject(&ctx, &s, "", "unsupported_scheme"),
+        None => return Err(Box::new(reject(ctx, s, "", "not_a_proxy_request"))),
+        Some(_) => return Err(Box::new(reject(ctx, s, "", "unsupported_scheme"))),
     }
-    let (host, port) = match target(req.uri(), Some(80)) {
+    match target(req.uri(), Some(80)) {
+        Ok(t) => Ok(t),
+        Err(raw) if raw.is_empty() => Err(Box::new(reject(ctx, s, "", "not_a_proxy_request"))),
+        Err(raw) => Err(Box::new(ctx.reply(
+            s,
+            deny_outcome(&raw, None, RULE_INVALID_HOST),
+            reply::denied(RULE_INVALID_HOST, &raw, has_body),
+        ))),
+    }
+}
+
+/// Audits a broker refusal as a security event and answers 403 naming the rule.
+fn broker_denied(
+    ctx: &ConnCtx,
+    s: &Start,
+    host: &str,
+    port: Option<u16>,
+    rule: BrokerRule,
+    close: bool,
+) -> Response<DownBody> {
+    ctx.run.note_security_event();
+    tracing::warn!(
+        run_id = ctx.run.id.as_deref().unwrap_or("default"),
+        client = %ctx.client,
+        host = %host,
+        rule = rule.name(),
+        security_event = true,
+        "credential broker refused a request"
+    );
+    ctx.run.note_denied(host);
+    let mut rec = ctx.record(s, deny_outcome(host, port, rule.name()));
+    rec.security_event = true;
+    ctx.shared.auditor.record(rec);
+    reply::denied(rule.name(), host, close)
+}
+
+async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody> {
+    let tls = ctx.origin.is_some();
+    let s = Start::new(req.method(), if tls { "https" } else { "http" });
+    let has_body = !req.body().is_end_stream();
+    let (host, port) = match request_target(&ctx, &s, &req, has_body) {
         Ok(t) => t,
-        Err(raw) if raw.is_empty() => return reject(&ctx, &s, "", "not_a_proxy_request"),
-        Err(raw) => {
-            return ctx.reply(
-                &s,
-                deny_outcome(&raw, None, RULE_INVALID_HOST),
-                reply::denied(RULE_INVALID_HOST, &raw, has_body),
-            );
-        }
+        Err(resp) => return *resp,
     };
+    let default_port = if tls { 443 } else { 80 };
     let host_text = host.to_string();
     // The Host header must name the same authority as the request target.
     let mut hosts = req.headers().get_all(HOST).iter();
@@ -344,15 +421,15 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
         let same = h
             .to_str()
             .ok()
-            .and_then(|v| parse_authority(v, Some(80)).ok())
+            .and_then(|v| parse_authority(v, Some(default_port)).ok())
             .is_some_and(|(hh, hp)| hh == host && hp == port);
         if !same {
             return reject(&ctx, &s, &host_text, "host_header_mismatch");
         }
     }
-    let decision = ctx.shared.policy.decide(&EgressRequest {
+    let decision = ctx.run.policy.decide(&EgressRequest {
         method: req.method().as_str(),
-        scheme: Scheme::Http,
+        scheme: if tls { Scheme::Https } else { Scheme::Http },
         host: &host,
         port,
         method_override: has_method_override(&req),
@@ -386,6 +463,30 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
         );
     }
 
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    // The broker judges the request before anything leaves: a handle out of place never
+    // reaches a resolver or a socket.
+    let mut headers = match broker(&ctx.run, &host, &path, headers) {
+        Ok(h) => h,
+        Err(rule) => return broker_denied(&ctx, &s, &host_text, Some(port), rule, has_body),
+    };
+    if let Err(rule) = ctx.run.admit(&host) {
+        let rule = rule.name();
+        return ctx.reply(
+            &s,
+            deny_outcome(&host_text, Some(port), rule),
+            reply::denied(rule, &host_text, has_body),
+        );
+    }
+
     let (mut up, mut reused) = match ctx.take_upstream(&host, port) {
         Some(up) => (up, true),
         None => match open_upstream(&ctx, &host, port).await {
@@ -401,24 +502,22 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
         };
     }
 
-    let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers);
     // A body of unknown length goes on chunked, whatever the method (the HTTP client would
     // otherwise send a GET's chunked body as no body at all).
     if !body.is_end_stream() && body.size_hint().exact().is_none() {
         headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
-    if let Some(v) = host_header(&host, port) {
+    let authority = if port == default_port {
+        HeaderValue::from_str(&host_text).ok()
+    } else {
+        host_header(&host, port)
+    };
+    if let Some(v) = authority {
         headers.insert(HOST, v);
     }
     let meter = Arc::new(Meter::default());
-    let mut up_req = Request::new(UpBody::new(body, limit, meter.clone()));
+    let guard = Some(ctx.run.handles.body_guard());
+    let mut up_req = Request::new(UpBody::new(body, limit, meter.clone(), guard));
     *up_req.method_mut() = parts.method;
     *up_req.version_mut() = Version::HTTP_11;
     *up_req.headers_mut() = headers;
@@ -443,6 +542,11 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
     }
     let ip = up.ip;
     let sent = sent.map(|r| r.map_err(hyper::client::conn::TrySendError::into_error));
+    if let Some(rule) = meter.broker_denied() {
+        // The chunk that carried the handle never left; the upstream's view of the cut
+        // request is not relayed and its connection is not reused.
+        return broker_denied(&ctx, &s, &host_text, Some(port), rule, true);
+    }
     let resp = match sent {
         Ok(Ok(_)) if meter.exceeded() => {
             // The body was cut at the limit; whatever the upstream made of the truncated
@@ -507,6 +611,19 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
 
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    scrub_response_headers(&ctx.run, &mut parts.headers);
+    let scrub = (!ctx.run.handles.is_empty()).then(|| ctx.run.handles.stream_scrubber());
+    if scrub.is_some() {
+        parts.headers.remove(CONTENT_LENGTH);
+    }
+    let usage = ctx.run.is_token_host(&host).then(|| {
+        let format = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map_or(BodyFormat::Json, BodyFormat::from_content_type);
+        UsageMeter::new(format)
+    });
     let status = parts.status;
     let record = ctx.record(
         &s,
@@ -524,6 +641,7 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
         start: s.at,
         up: meter,
         shared: ctx.shared.clone(),
+        run: ctx.run.clone(),
     });
     Response::from_parts(
         parts,
@@ -531,24 +649,53 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
             inner: body,
             seen: 0,
             audit: Some(audit),
+            filter: Box::new(DownFilter {
+                scrub,
+                usage,
+                ended: false,
+            }),
         },
     )
 }
 
-/// Resolves, validates, connects and performs the HTTP/1.1 handshake.
+/// Resolves, validates, connects, performs the TLS handshake for an intercepted origin, and
+/// the HTTP/1.1 handshake.
 async fn open_upstream(ctx: &ConnCtx, host: &Host, port: u16) -> Result<Upstream, DialError> {
     let shared = &ctx.shared;
-    let addrs = shared.resolver.resolve(&shared.policy, host, port).await?;
+    let addrs = shared.resolver.resolve(&ctx.run.policy, host, port).await?;
     let (stream, addr) = dial::connect(&addrs, shared.limits.connect_timeout.get()).await?;
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| DialError::Connect(std::io::Error::other(e)))?;
-    ctx.drivers.add(Box::pin(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    }));
+    let builder = hyper::client::conn::http1::Builder::new();
+    let sender = if ctx.origin.is_some() {
+        let tls = shared
+            .upstream_tls
+            .connect_upstream(stream, host)
+            .await
+            .map_err(|e| {
+                tracing::info!(host = %host, error = %e, "upstream TLS refused");
+                DialError::Tls
+            })?;
+        let (sender, conn) = builder
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| DialError::Connect(std::io::Error::other(e)))?;
+        ctx.drivers.add(Box::pin(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        }));
+        sender
+    } else {
+        let (sender, conn) = builder
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| DialError::Connect(std::io::Error::other(e)))?;
+        ctx.drivers.add(Box::pin(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        }));
+        sender
+    };
     Ok(Upstream {
         host: host.clone(),
         port,
@@ -596,6 +743,12 @@ fn dial_failure(
             StatusCode::BAD_GATEWAY,
             reply::bad_gateway("connect_failed", host, close),
         ),
+        DialError::Tls => (
+            "upstream_tls_failed",
+            "error",
+            StatusCode::BAD_GATEWAY,
+            reply::bad_gateway("upstream_tls_failed", host, close),
+        ),
     };
     ctx.reply(
         s,
@@ -625,15 +778,55 @@ async fn connect(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<Down
         }
     };
     let host_text = host.to_string();
-    let decision = ctx.shared.policy.decide(&EgressRequest {
+    let policy = &ctx.run.policy;
+    let decision = policy.decide(&EgressRequest {
         method: "CONNECT",
         scheme: Scheme::Https,
         host: &host,
         port,
         method_override: false,
     });
-    if decision.verdict != Verdict::Tunnel {
-        let rule = decision.rule.name();
+    // A CONNECT to a host that is not a pass-through tunnel host is intercepted when the run
+    // has a CA and the host may be read over HTTPS at all; each request inside is then judged
+    // on its own method.
+    let intercept = match decision.verdict {
+        Verdict::Tunnel => false,
+        _ if decision.rule == Rule::ConnectNotTunnelHost && ctx.run.interceptor.is_some() => {
+            let read = policy.decide(&EgressRequest {
+                method: "GET",
+                scheme: Scheme::Https,
+                host: &host,
+                port,
+                method_override: false,
+            });
+            if read.verdict != Verdict::Allow {
+                let rule = read.rule.name();
+                return ctx.reply(
+                    &s,
+                    deny_outcome(&host_text, Some(port), rule),
+                    reply::denied(rule, &host_text, true),
+                );
+            }
+            true
+        }
+        _ => {
+            let rule = decision.rule.name();
+            return ctx.reply(
+                &s,
+                deny_outcome(&host_text, Some(port), rule),
+                reply::denied(rule, &host_text, true),
+            );
+        }
+    };
+    // A handle in the CONNECT host would leave in a DNS query or a certificate name.
+    if let Err(rule) = broker(&ctx.run, &host, "", HeaderMap::new()) {
+        return broker_denied(&ctx, &s, &host_text, Some(port), rule, true);
+    }
+    if intercept {
+        return intercept_connect(&ctx, &s, req, host, port);
+    }
+    if let Err(rule) = ctx.run.admit(&host) {
+        let rule = rule.name();
         return ctx.reply(
             &s,
             deny_outcome(&host_text, Some(port), rule),
@@ -642,7 +835,7 @@ async fn connect(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<Down
     }
     let shared = ctx.shared.clone();
     let dialled = async {
-        let addrs = shared.resolver.resolve(&shared.policy, &host, port).await?;
+        let addrs = shared.resolver.resolve(policy, &host, port).await?;
         dial::connect(&addrs, shared.limits.connect_timeout.get()).await
     }
     .await;
@@ -665,6 +858,7 @@ async fn connect(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<Down
     );
     let start = s.at;
     let task_shared = shared.clone();
+    let run = ctx.run.clone();
     shared.tracker.spawn(async move {
         let (up, down) = match on_upgrade.await {
             Ok(upgraded) => {
@@ -673,7 +867,7 @@ async fn connect(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<Down
                     stream,
                     task_shared.limits.tunnel_max_lifetime.get(),
                     task_shared.limits.idle_timeout.get(),
-                    &task_shared.kill,
+                    &run.cancel,
                 )
                 .await
             }
@@ -687,7 +881,103 @@ async fn connect(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<Down
         record.bytes_down = down;
         record.duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         task_shared.metrics.add_bytes(up, down);
+        run.record(up, down, None);
         task_shared.auditor.record(record);
+    });
+    Response::new(DownBody::empty())
+}
+
+/// Answers the CONNECT with 200, then terminates the client's TLS with the run's CA and serves
+/// HTTP/1.1 on the decrypted stream, every request judged and brokered like a plain one.
+fn intercept_connect(
+    ctx: &Arc<ConnCtx>,
+    s: &Start,
+    mut req: Request<Incoming>,
+    host: Host,
+    port: u16,
+) -> Response<DownBody> {
+    let host_text = host.to_string();
+    ctx.emit(
+        s,
+        Outcome {
+            host: &host_text,
+            port: Some(port),
+            ip: None,
+            rule: "intercept",
+            verdict: "intercept",
+            status: StatusCode::OK,
+        },
+    );
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let shared = ctx.shared.clone();
+    let run = ctx.run.clone();
+    let client = ctx.client.clone();
+    let method = s.method.clone();
+    shared.tracker.clone().spawn(async move {
+        let upgraded = tokio::select! {
+            r = on_upgrade => match r {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "CONNECT upgrade failed");
+                    return;
+                }
+            },
+            () = run.cancel.cancelled() => return,
+        };
+        let Some(interceptor) = run.interceptor.as_ref() else {
+            return;
+        };
+        let accepted = tokio::select! {
+            r = interceptor.accept(TokioIo::new(upgraded), &host) => r,
+            () = run.cancel.cancelled() => return,
+        };
+        let tls = match accepted {
+            Ok(tls) => tls,
+            Err(e) => {
+                // Fail closed: a client that does not trust the run's CA (or names another
+                // host in its SNI) gets nothing.
+                tracing::info!(
+                    run_id = run.id.as_deref().unwrap_or("default"),
+                    host = %host_text,
+                    error = %e,
+                    "client TLS handshake refused"
+                );
+                let ctx = ConnCtx::new(
+                    shared.clone(),
+                    client,
+                    run.clone(),
+                    None,
+                    Arc::new(Verdicts::default()),
+                );
+                let s = Start {
+                    ts: SystemTime::now(),
+                    at: Instant::now(),
+                    method,
+                    scheme: "https",
+                };
+                ctx.emit(
+                    &s,
+                    Outcome {
+                        host: &host_text,
+                        port: Some(port),
+                        ip: None,
+                        rule: "client_tls_failed",
+                        verdict: "error",
+                        status: StatusCode::BAD_GATEWAY,
+                    },
+                );
+                return;
+            }
+        };
+        let verdicts = Arc::new(Verdicts::default());
+        let ctx = Arc::new(ConnCtx::new(
+            shared.clone(),
+            client,
+            run,
+            Some((host, port)),
+            verdicts.clone(),
+        ));
+        crate::server::serve_http(ctx, tls, verdicts, None).await;
     });
     Response::new(DownBody::empty())
 }

@@ -17,14 +17,19 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use paddock_policy::{BudgetState, HandleSet};
+
 use crate::audit::{self, AuditTarget};
 use crate::config::Validated;
+use crate::control::{self, Registry};
 use crate::dial::Resolver;
 use crate::framing::{Guarded, MAX_HEADERS, Verdicts};
 use crate::limits::{ClientKey, ConnLimiter, ConnPermit, Refusal};
 use crate::metrics::Metrics;
 use crate::prehead::{self, Prefixed};
 use crate::proxy::{self, ConnCtx, Shared};
+use crate::run::Run;
+use crate::tls::{Interceptor, RunCa, UpstreamTls};
 use crate::{admin, reply};
 
 /// The proxy could not start.
@@ -47,6 +52,17 @@ pub enum StartError {
     /// The audit stream could not be opened.
     #[error("cannot open the audit stream: {0}")]
     Audit(std::io::Error),
+    /// The TLS set-up (upstream trust bundle, default CA) failed.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// A file or directory of the configuration could not be prepared.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which key and path.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 fn bind_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -64,6 +80,9 @@ pub struct ProxyHandle {
     local_addr: Option<SocketAddr>,
     unix_path: Option<PathBuf>,
     admin_addr: Option<SocketAddr>,
+    control_path: Option<PathBuf>,
+    registry: Option<Arc<Registry>>,
+    default_ca_pem: Option<String>,
     metrics: Arc<Metrics>,
     shared: Option<Arc<Shared>>,
     stop_accepting: CancellationToken,
@@ -95,27 +114,76 @@ impl Proxy {
             audit::start(&AuditTarget::from_config(&cfg.audit.path), metrics.clone())
                 .await
                 .map_err(StartError::Audit)?;
+        let upstream_tls = UpstreamTls::new(cfg.tls.extra_ca_bundle.as_deref())?;
         let shared = Arc::new(Shared {
-            policy: v.policy,
             resolver,
             limits: cfg.limits.clone(),
             auditor,
             metrics: metrics.clone(),
             kill: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            upstream_tls,
         });
+        let ca_lifetime = cfg.tls.ca_lifetime.get();
+        let (interceptor, default_ca_pem) = if cfg.tls.intercept {
+            let ca = Arc::new(RunCa::generate("default", ca_lifetime)?);
+            let pem = ca.cert_pem().to_owned();
+            if let Some(out) = &cfg.tls.default_ca_out {
+                std::fs::write(out, &pem).map_err(|source| StartError::Io {
+                    what: format!("tls.default_ca_out {}", out.display()),
+                    source,
+                })?;
+            }
+            (Some(Interceptor::new(ca)?), Some(pem))
+        } else {
+            (None, None)
+        };
+        let default_run = Arc::new(Run::new(
+            None,
+            v.policy,
+            HandleSet::default(),
+            BudgetState::default(),
+            interceptor,
+            shared.kill.child_token(),
+        ));
         let limiter = ConnLimiter::new(
             cfg.limits.max_connections,
             cfg.limits.max_connections_per_client,
         );
         let stop_accepting = CancellationToken::new();
         let mut acceptors = Vec::new();
+        let (control_path, registry) = match &cfg.control {
+            Some(c) => {
+                std::fs::create_dir_all(&c.runs_dir).map_err(|source| StartError::Io {
+                    what: format!("control.runs_dir {}", c.runs_dir.display()),
+                    source,
+                })?;
+                let l = control::bind_control(&c.unix)
+                    .map_err(bind_err(format!("control.unix {}", c.unix.display())))?;
+                let registry = Arc::new(Registry::new(
+                    shared.clone(),
+                    limiter.clone(),
+                    stop_accepting.clone(),
+                    c.runs_dir.clone(),
+                    c.max_runs,
+                    ca_lifetime,
+                ));
+                acceptors.push(tokio::spawn(control::serve(
+                    l,
+                    registry.clone(),
+                    stop_accepting.clone(),
+                )));
+                (Some(c.unix.clone()), Some(registry))
+            }
+            None => (None, None),
+        };
         let local_addr = match tcp {
             Some(l) => {
                 let addr = l.local_addr().map_err(bind_err("listen"))?;
                 acceptors.push(tokio::spawn(accept_tcp(
                     l,
                     shared.clone(),
+                    default_run.clone(),
                     limiter.clone(),
                     stop_accepting.clone(),
                 )));
@@ -130,6 +198,7 @@ impl Proxy {
                     path.clone(),
                     0,
                     shared.clone(),
+                    default_run.clone(),
                     limiter.clone(),
                     stop_accepting.clone(),
                 )));
@@ -153,12 +222,16 @@ impl Proxy {
             listen = ?local_addr,
             listen_unix = ?unix_path,
             admin = ?admin_addr,
+            control = ?control_path,
             "egress proxy listening"
         );
         Ok(ProxyHandle {
             local_addr,
             unix_path,
             admin_addr,
+            control_path,
+            registry,
+            default_ca_pem,
             metrics,
             shared: Some(shared),
             stop_accepting,
@@ -185,6 +258,16 @@ impl ProxyHandle {
         self.admin_addr
     }
 
+    /// The control socket's path.
+    pub fn control_path(&self) -> Option<&Path> {
+        self.control_path.as_deref()
+    }
+
+    /// The CA certificate (PEM) the default listeners intercept with, when interception is on.
+    pub fn default_ca_pem(&self) -> Option<&str> {
+        self.default_ca_pem.as_deref()
+    }
+
     /// The counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
@@ -204,6 +287,12 @@ impl ProxyHandle {
         }
         if let Some(path) = &self.unix_path {
             let _ = std::fs::remove_file(path);
+        }
+        if let Some(path) = &self.control_path {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(registry) = self.registry.take() {
+            registry.revoke_all().await;
         }
         if let Some(shared) = self.shared.take() {
             shared.tracker.close();
@@ -258,7 +347,7 @@ fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
     Ok(l)
 }
 
-fn listen_unix(path: &Path) -> std::io::Result<UnixListener> {
+pub(crate) fn listen_unix(path: &Path) -> std::io::Result<UnixListener> {
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.bind(&SockAddr::unix(path)?)?;
     socket.listen(i32::try_from(LISTEN_BACKLOG).unwrap_or(i32::MAX))?;
@@ -271,6 +360,7 @@ fn listen_unix(path: &Path) -> std::io::Result<UnixListener> {
 async fn accept_tcp(
     l: TcpListener,
     shared: Arc<Shared>,
+    run: Arc<Run>,
     limiter: Arc<ConnLimiter>,
     stop: CancellationToken,
 ) {
@@ -295,15 +385,18 @@ async fn accept_tcp(
         };
         let _ = stream.set_nodelay(true);
         let client: Arc<str> = Arc::from(peer.to_string());
-        spawn_conn(&shared, stream, client, permit, &stop);
+        spawn_conn(&shared, stream, client, &run, permit, &stop);
     }
 }
 
-async fn accept_unix(
+/// Accepts on one Unix socket (`listen_unix`, or a run's own socket) until `stop` (proxy
+/// shutdown) or the run is revoked.
+pub(crate) async fn accept_unix(
     l: UnixListener,
     path: PathBuf,
     index: usize,
     shared: Arc<Shared>,
+    run: Arc<Run>,
     limiter: Arc<ConnLimiter>,
     stop: CancellationToken,
 ) {
@@ -319,6 +412,7 @@ async fn accept_unix(
                 }
             },
             () = stop.cancelled() => return,
+            () = run.cancel.cancelled() => return,
         };
         let permit = match limiter.try_acquire(ClientKey::Unix(index)) {
             Ok(p) => p,
@@ -327,7 +421,7 @@ async fn accept_unix(
                 continue;
             }
         };
-        spawn_conn(&shared, stream, client.clone(), permit, &stop);
+        spawn_conn(&shared, stream, client.clone(), &run, permit, &stop);
     }
 }
 
@@ -352,6 +446,7 @@ fn spawn_conn<S>(
     shared: &Arc<Shared>,
     stream: S,
     client: Arc<str>,
+    run: &Arc<Run>,
     permit: ConnPermit,
     stop: &CancellationToken,
 ) where
@@ -359,10 +454,11 @@ fn spawn_conn<S>(
 {
     let shared = shared.clone();
     let stop = stop.clone();
+    let run = run.clone();
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
         shared.metrics.connection_opened();
-        serve_conn(&shared, stream, client, &stop).await;
+        serve_conn(&shared, stream, client, run, &stop).await;
         shared.metrics.connection_closed();
         drop(permit);
     });
@@ -372,6 +468,7 @@ async fn serve_conn<S>(
     shared: &Arc<Shared>,
     mut stream: S,
     client: Arc<str>,
+    run: Arc<Run>,
     stop: &CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -385,7 +482,7 @@ async fn serve_conn<S>(
             prehead::gather(&mut stream, max_head),
         ) => r,
         () = stop.cancelled() => return,
-        () = shared.kill.cancelled() => return,
+        () = run.cancel.cancelled() => return,
     };
     let prefix = match first {
         Ok(Ok(Some(bytes))) => bytes,
@@ -400,16 +497,35 @@ async fn serve_conn<S>(
         }
     };
     let verdicts = Arc::new(Verdicts::default());
-    let io = TokioIo::new(Guarded::new(
-        Prefixed::new(prefix, stream),
-        max_head,
+    let ctx = Arc::new(ConnCtx::new(
+        shared.clone(),
+        client,
+        run,
+        None,
         verdicts.clone(),
     ));
-    let ctx = Arc::new(ConnCtx::new(shared.clone(), client, None, verdicts));
+    serve_http(ctx, Prefixed::new(prefix, stream), verdicts, Some(stop)).await;
+}
+
+/// Serves HTTP/1.1 proxy requests on `io` (a client connection, or the decrypted stream of an
+/// intercepted CONNECT) until the client leaves, `stop` asks for a graceful end, or the run is
+/// revoked (at once).
+pub(crate) async fn serve_http<S>(
+    ctx: Arc<ConnCtx>,
+    io: S,
+    verdicts: Arc<Verdicts>,
+    stop: Option<&CancellationToken>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = ctx.shared.clone();
+    let run = ctx.run.clone();
+    let io = TokioIo::new(Guarded::new(io, shared.limits.max_header_bytes, verdicts));
     // The upstream connections opened for this client are driven right here, beside it.
     let drivers = ctx.drivers.clone();
     let upstreams = drivers.run();
     tokio::pin!(upstreams);
+    let intercepted = ctx.origin.is_some();
     let svc = service_fn(move |req| proxy::handle(ctx.clone(), req));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -417,9 +533,18 @@ async fn serve_conn<S>(
         .max_buf_size(shared.limits.max_header_bytes)
         .max_headers(MAX_HEADERS)
         .keep_alive(true)
+        // Inside TLS, every separate write becomes its own record: flatten a chunk's framing
+        // and data into one buffer so that a streamed body costs one record per chunk.
+        .writev(!intercepted)
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
+    let stopping = async {
+        match stop {
+            Some(t) => t.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         never = upstreams.as_mut() => match never {},
         r = conn.as_mut() => {
@@ -428,13 +553,13 @@ async fn serve_conn<S>(
             }
             return;
         }
-        () = stop.cancelled() => {}
-        () = shared.kill.cancelled() => return,
+        () = stopping => {}
+        () = run.cancel.cancelled() => return,
     }
     conn.as_mut().graceful_shutdown();
     tokio::select! {
         never = upstreams.as_mut() => match never {},
         _ = conn.as_mut() => {}
-        () = shared.kill.cancelled() => {}
+        () = run.cancel.cancelled() => {}
     }
 }

@@ -57,7 +57,7 @@ impl ControlRequest {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlOp {
     /// Create the run's socket with its own policy, handles and budget.
-    Register(RegisterRun),
+    Register(Box<RegisterRun>),
     /// Close the run's socket, its connections and tunnels at once; answer its totals.
     Revoke {
         /// The run.
@@ -204,6 +204,9 @@ pub struct RunTotals {
     pub input_tokens: u64,
     /// Generated tokens read from providers' `usage`.
     pub output_tokens: u64,
+    /// Tokens charged to the token budget: the providers' totals, or an over-estimate from the
+    /// body size when a response carried no readable final usage.
+    pub tokens: u64,
     /// Handle misuse and other security events.
     pub security_events: u64,
     /// The budget rule that ran out, if one did.
@@ -234,7 +237,16 @@ mod tests {
             assert!(valid_run_id(ok), "{ok}");
         }
         for bad in [
-            "", "-a", "A", "a/b", "..", ".", "a.b", "a b", "a\0", &"a".repeat(65),
+            "",
+            "-a",
+            "A",
+            "a/b",
+            "..",
+            ".",
+            "a.b",
+            "a b",
+            "a\0",
+            &"a".repeat(65),
         ] {
             assert!(!valid_run_id(bad), "{bad:?}");
         }
@@ -242,7 +254,7 @@ mod tests {
 
     #[test]
     fn requests_round_trip_and_unknown_fields_are_refused() {
-        let req = ControlRequest::new(ControlOp::Register(RegisterRun {
+        let req = ControlRequest::new(ControlOp::Register(Box::new(RegisterRun {
             run: "r1".into(),
             policy: PolicyConfig::default(),
             credentials: vec![CredentialGrant {
@@ -253,7 +265,7 @@ mod tests {
             }],
             budget: BudgetConfig::default(),
             ttl_secs: 3600,
-        }));
+        })));
         let line = serde_json::to_string(&req).unwrap();
         assert!(line.contains(r#""kind":"register""#), "{line}");
         let back: ControlRequest = serde_json::from_str(&line).unwrap();
@@ -263,7 +275,8 @@ mod tests {
         let revoke = r#"{"version":1,"op":{"kind":"revoke","run":"r1"}}"#;
         let parsed: ControlRequest = serde_json::from_str(revoke).unwrap();
         assert_eq!(parsed.op, ControlOp::Revoke { run: "r1".into() });
-        let extra = r#"{"version":1,"op":{"kind":"register","run":"r1","ttl_secs":1,"sneaky":true}}"#;
+        let extra =
+            r#"{"version":1,"op":{"kind":"register","run":"r1","ttl_secs":1,"sneaky":true}}"#;
         assert!(serde_json::from_str::<ControlRequest>(extra).is_err());
         let extra = r#"{"version":1,"op":{"kind":"revoke","run":"r1","sneaky":true}}"#;
         assert!(serde_json::from_str::<ControlRequest>(extra).is_err());

@@ -55,7 +55,11 @@ async fn tunnel_to_tunnel_host_works_and_is_audited() {
 
 #[tokio::test]
 async fn connect_denials() {
-    let env = Env::start().await;
+    let env = Env::start_with(Opts {
+        extra: "[tls]\nintercept = false\n".into(),
+        ..Opts::default()
+    })
+    .await;
     let p = env.up.port();
     let (_, status, buf) = connect(&env, &format!("public.test:{p}")).await;
     assert_eq!(status, 403);

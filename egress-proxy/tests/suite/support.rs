@@ -352,6 +352,8 @@ pub struct Env {
 #[derive(Default)]
 pub struct Opts {
     pub limits: String,
+    /// More TOML tables, appended at the end.
+    pub extra: String,
     pub unix: bool,
     pub admin: bool,
 }
@@ -399,6 +401,7 @@ allow_ranges = ["127.0.0.2/32"]
 path = {audit:?}
 [limits]
 {limits}
+{extra}
 "#,
             dns = dns.addr,
             up = up.port(),
@@ -406,6 +409,7 @@ path = {audit:?}
             bh = blackhole.addr.port(),
             audit = audit.display().to_string(),
             limits = opts.limits,
+            extra = opts.extra,
         );
         let cfg = Config::from_toml(&toml).unwrap().validate().unwrap();
         let proxy = Proxy::start(cfg).await.unwrap();
