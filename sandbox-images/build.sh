@@ -2,14 +2,21 @@
 # Builds Paddock's images without any container registry: from Debian packages (debootstrap +
 # `docker import`) or FROM scratch with static binaries built here.
 #
-#   sandbox-images/build.sh                 # every image
-#   sandbox-images/build.sh test proxy      # some of them (base, agent, proxy, test)
+#   sandbox-images/build.sh                 # base, agent, proxy and test
+#   sandbox-images/build.sh test proxy      # some of them
+#   sandbox-images/build.sh tools           # the agent-tool images: claude-code, codex, aider,
+#                                           # mini-swe-agent (each also by name); `all` = every one
+#   sandbox-images/build.sh --extra-ca FILE ...   # same as PADDOCK_EXTRA_CA=FILE
+#
+# The agent-tool images download their tool (pinned in its Dockerfile) from npm or PyPI during
+# `docker build`; every other step runs with --network=none.
 #
 # Options (environment):
 #   PADDOCK_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
 #   PADDOCK_DEBIAN_SUITE   Debian suite (default bookworm)
 #   PADDOCK_EXTRA_CA       PEM bundle trusted at build time and inside the images
-#                          (for a corporate TLS-intercepting proxy in front of the mirror)
+#                          (for a corporate TLS-intercepting proxy in front of the mirror and
+#                          the npm/PyPI registries: pip --cert and npm --cafile get it too)
 #   PADDOCK_IMAGE_PREFIX   image name prefix (default paddock)
 #   PADDOCK_FORCE=1        rebuild even when the inputs are unchanged
 #   CARGO_TARGET_DIR       cargo's target directory (default: the workspace's target/)
@@ -17,6 +24,18 @@
 # Every image carries the label org.paddock.inputs: a hash of everything that went into it.
 # An image whose label matches the current inputs is not rebuilt.
 set -euo pipefail
+
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --extra-ca) [ $# -ge 2 ] || { echo "--extra-ca needs a FILE" >&2; exit 2; }; PADDOCK_EXTRA_CA="$2"; shift 2 ;;
+    --extra-ca=*) PADDOCK_EXTRA_CA="${1#--extra-ca=}"; shift ;;
+    --force) PADDOCK_FORCE=1; shift ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+set -- "${args[@]+"${args[@]}"}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -130,7 +149,7 @@ build_agent() {
   strip "$ctx/paddock-init"
   local base_id; base_id="$(docker image inspect --format '{{.Id}}' "$base_image")"
   local inputs
-  inputs="$(printf '%s\n' "$base_id" "$(file_hash "$ctx/Dockerfile" "$ctx/paddock-init")" | sha)"
+  inputs="$(printf '%s\n' "$base_id" "$(cd "$ctx" && file_hash Dockerfile paddock-init)" | sha)"
   local image="$prefix/agent:latest"
   if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
   log "building $image"
@@ -175,6 +194,31 @@ build_test() {
   docker build --pull=false --network=none "${lab[@]}" -t "$image" -t "$prefix/test:$version" "$ctx" >&2
 }
 
+# build_tool NAME: an agent-tool image on top of the agent image. Its Dockerfile pins the tool's
+# version; the inputs are the agent image, the Dockerfile and the extra CA.
+build_tool() {
+  local name="$1"
+  build_agent
+  local ctx="$work/$name"
+  stage "$ctx" "$here/images/$name/Dockerfile"
+  if [ -n "$extra_ca" ]; then cp "$extra_ca" "$ctx/extra-ca.pem"; else : >"$ctx/extra-ca.pem"; fi
+  local agent_id; agent_id="$(docker image inspect --format '{{.Id}}' "$prefix/agent:latest")"
+  local inputs
+  inputs="$(printf '%s\n' "$agent_id" "$(cd "$ctx" && file_hash Dockerfile extra-ca.pem)" | sha)"
+  local image="$prefix/$name:latest"
+  if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
+  local tool_version
+  tool_version="$(sed -n 's/^ARG TOOL_VERSION=//p' "$ctx/Dockerfile" | head -n 1)"
+  log "building $image ($name $tool_version, from npm/PyPI)"
+  mapfile -t lab < <(labels "$inputs" "$name")
+  local started=$SECONDS
+  docker build --pull=false --build-arg "AGENT_IMAGE=$prefix/agent:latest" "${lab[@]}" \
+    --label "org.paddock.tool-version=$tool_version" \
+    -t "$image" -t "$prefix/$name:$tool_version" "$ctx" >&2
+  log "$image built in $((SECONDS - started)) s"
+}
+
+tools=(claude-code codex aider mini-swe-agent)
 wanted=("$@")
 [ ${#wanted[@]} -gt 0 ] || wanted=(base agent proxy test)
 for w in "${wanted[@]}"; do
@@ -183,7 +227,11 @@ for w in "${wanted[@]}"; do
     agent) build_agent ;;
     proxy) build_proxy ;;
     test) build_test ;;
-    *) die "unknown image $w (base, agent, proxy, test)" ;;
+    claude-code|codex|aider|mini-swe-agent) build_tool "$w" ;;
+    tools) for t in "${tools[@]}"; do build_tool "$t"; done ;;
+    all) build_base; build_agent; build_proxy; build_test
+         for t in "${tools[@]}"; do build_tool "$t"; done ;;
+    *) die "unknown image $w (base, agent, proxy, test, ${tools[*]}, tools, all)" ;;
   esac
 done
 log "done: ${wanted[*]}"

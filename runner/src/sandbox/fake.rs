@@ -69,7 +69,7 @@ pub struct Script {
     pub exit_code: i64,
     /// Never finish (for timeouts).
     pub hang: bool,
-    /// End the output without the marker (the agent killed its gate).
+    /// End the output without the marker (paddock-init refused, or the sandbox died).
     pub no_marker: bool,
     /// What `get_archive` returns.
     pub archive: Bytes,

@@ -74,8 +74,8 @@ pub struct RunOutcome {
     pub container_id: String,
     /// How it ended.
     pub status: RunStatus,
-    /// Whether the gate reported the agent's own status (false: the agent never ran, or the
-    /// sandbox was killed, or the agent killed its gate).
+    /// Whether paddock-init's gate reported the agent's status (false: the agent never ran,
+    /// paddock-init refused to start it, or the sandbox was killed).
     pub agent_reported: bool,
     /// The kernel OOM-killed a process of the container.
     pub oom_killed: bool,

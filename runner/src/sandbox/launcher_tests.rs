@@ -58,16 +58,14 @@ fn the_container_request_is_exactly_the_profile() {
         body.entrypoint,
         Some(vec![
             "/usr/local/bin/paddock-init".to_owned(),
+            INIT_GATE_FLAG.to_owned(),
             "--".to_owned()
         ])
     );
     assert_eq!(
         body.cmd,
-        Some(
-            ["/bin/sh", "-c", GATE_SCRIPT, GATE_NAME, "echo", "hi"]
-                .map(String::from)
-                .to_vec()
-        )
+        Some(["echo", "hi"].map(String::from).to_vec()),
+        "the agent runs under paddock-init directly: no shell in between"
     );
     let env = body.env.clone().unwrap();
     for (k, v) in profile.relay.proxy_environment() {
@@ -232,6 +230,9 @@ fn run_specs_that_would_weaken_the_sandbox_are_refused() {
         "no_proxy",
         "ALL_PROXY",
         "PIP_PROXY",
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "ssl_cert_file",
     ] {
         assert!(
             refused(&|s| s.env = vec![(name.into(), String::new())]),
@@ -252,6 +253,44 @@ fn run_specs_that_would_weaken_the_sandbox_are_refused() {
     assert!(!refused(
         &|s| s.env = vec![("HTTP_PROXY_NOTE".into(), "x".into())]
     ));
+}
+
+#[test]
+fn the_run_ca_is_the_only_trust_anchor_when_present() {
+    let profile = SandboxProfile::agent_default();
+    let without = container_body(&spec(), &profile, None)
+        .unwrap()
+        .env
+        .unwrap();
+    assert!(
+        !without.iter().any(|e| e.contains(CA_FILE)),
+        "no CA without ca_file: {without:?}"
+    );
+    let mut s = spec();
+    s.ca_file = true;
+    let with = container_body(&s, &profile, None).unwrap().env.unwrap();
+    for var in [
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "CURL_CA_BUNDLE",
+        "PIP_CERT",
+        "npm_config_cafile",
+    ] {
+        assert!(
+            with.contains(&format!("{var}=/paddock/ca.pem")),
+            "{var}: {with:?}"
+        );
+    }
+    assert_eq!(with.len(), without.len() + CA_ENV_VARS.len());
+    // The proxy variables npm, pip and git read point at the relay either way.
+    for var in ["npm_config_https_proxy", "PIP_PROXY", "https_proxy"] {
+        assert!(
+            with.contains(&format!("{var}=http://127.0.0.1:3128")),
+            "{var}"
+        );
+    }
 }
 
 #[test]
@@ -392,7 +431,7 @@ async fn output_is_capped_and_scrubbed_including_run_secrets() {
 }
 
 #[tokio::test]
-async fn an_agent_that_kills_its_gate_gets_no_workspace() {
+async fn a_run_without_the_gate_marker_gets_no_workspace() {
     let l = launcher(Script {
         no_marker: true,
         exit_code: 137,

@@ -6,7 +6,7 @@
 //! ([`fake::FakeEngine`]) and proven against real Docker by the integration tests.
 //!
 //! One run, in order: create the container (workspace = anonymous size-capped tmpfs volume) →
-//! attach → start (paddock-init runs, the gate waits on stdin) → put the work tree (tar) into
+//! attach → start (paddock-init sets up and its gate waits on stdin) → put the work tree (tar) into
 //! `/workspace` → write the run's nonce (the agent starts) → stream, cap and scrub output until
 //! the gate reports the agent's status → read `/workspace` back (tar) → close stdin → wait →
 //! remove the container and its volume.
@@ -32,9 +32,9 @@ pub use launcher::{
 };
 pub use output::{LIVE_HOLD_MAX, LiveScrubber, MarkerScanner, NoSink, OutputCapture, OutputSink};
 pub use spec::{
-    CONTAINER_PREFIX, GATE_NAME, GATE_SCRIPT, GATE_SHELL, LABEL_ISSUE, LABEL_MANAGED, LABEL_OWNER,
-    LABEL_RUN, LABEL_SLOT, RunSpec, SANDBOX_HOSTNAME, WORKSPACE_INODES, container_body, run_labels,
-    valid_label_value, validate,
+    CA_ENV_VARS, CA_FILE, CONTAINER_PREFIX, INIT_GATE_FLAG, LABEL_ISSUE, LABEL_MANAGED,
+    LABEL_OWNER, LABEL_RUN, LABEL_SLOT, RunSpec, SANDBOX_HOSTNAME, WORKSPACE_INODES,
+    ca_environment, container_body, run_labels, valid_label_value, validate,
 };
 
 #[cfg(test)]

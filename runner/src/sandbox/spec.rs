@@ -29,24 +29,27 @@ pub const LABEL_SLOT: &str = "org.paddock.slot";
 pub const CONTAINER_PREFIX: &str = "paddock-run-";
 /// Hostname inside every sandbox (never the host's).
 pub const SANDBOX_HOSTNAME: &str = "paddock";
-/// Shell the gate runs under (`/bin/sh` must exist in agent images).
-pub const GATE_SHELL: &str = "/bin/sh";
-/// `$0` of the gate script, as it shows up in `ps`.
-pub const GATE_NAME: &str = "paddock-gate";
+/// paddock-init's flag that turns the gate on: the agent starts only after the nonce line arrives
+/// on stdin, and paddock-init (non-dumpable PID 1, never the agent) reports `\n<nonce> <status>`.
+pub const INIT_GATE_FLAG: &str = "--gate";
+/// Where the run's proxy CA is mounted (the run dir is `/paddock`).
+pub const CA_FILE: &str = "/paddock/ca.pem";
+/// Variables that point TLS clients at the run's CA when [`RunSpec::ca_file`] is set. Several of
+/// them (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, `PIP_CERT`) *replace* the
+/// system bundle: the run's CA is then the only trust anchor, which is correct because every TLS
+/// connection out of the sandbox goes through the proxy, which intercepts it with that CA.
+pub const CA_ENV_VARS: &[&str] = &[
+    "SSL_CERT_FILE",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "npm_config_cafile",
+];
+
 /// Inodes of the workspace tmpfs: bounds the tar headers a full workspace can produce.
 pub const WORKSPACE_INODES: u64 = 1 << 20;
-
-/// The gate: the agent starts only after the launcher filled `/workspace` and wrote the run's
-/// nonce on stdin; when the agent exits the gate prints `\n<nonce> <status>` and waits for stdin
-/// to close, so the launcher reads the workspace back while its tmpfs is still mounted. The nonce
-/// lives only in this shell's memory (not exported, not on the command line).
-pub const GATE_SCRIPT: &str = r#"IFS= read -r paddock_nonce || exit 125
-[ -n "$paddock_nonce" ] || exit 125
-"$@" </dev/null
-paddock_status=$?
-printf '\n%s %s\n' "$paddock_nonce" "$paddock_status"
-IFS= read -r paddock_nonce
-exit "$paddock_status""#;
 
 /// Everything the worker loop (or `paddock sandbox run`) supplies for one run.
 #[derive(Clone, Debug)]
@@ -57,7 +60,7 @@ pub struct RunSpec {
     pub issue: Option<String>,
     /// Agent image (e.g. `paddock/agent:latest`).
     pub image: String,
-    /// The agent command (argv); run by paddock-init under the gate.
+    /// The agent command (argv); run by paddock-init once the gate opens.
     pub command: Vec<String>,
     /// Extra environment: credential *handles* and agent settings only, never real secrets.
     /// May not override the proxy variables the profile sets.
@@ -77,6 +80,9 @@ pub struct RunSpec {
     pub output_cap_bytes: usize,
     /// Masks secrets and key shapes in the output.
     pub scrubber: Scrubber,
+    /// The run dir holds the proxy's per-run CA as `ca.pem`: point every TLS client at it
+    /// ([`CA_ENV_VARS`]).
+    pub ca_file: bool,
 }
 
 impl RunSpec {
@@ -101,6 +107,7 @@ impl RunSpec {
             timeout: Duration::from_secs(3600),
             output_cap_bytes: 1 << 20,
             scrubber: Scrubber::default(),
+            ca_file: false,
         }
     }
 
@@ -208,6 +215,7 @@ pub fn validate(spec: &RunSpec, profile: &SandboxProfile) -> Result<u32, Sandbox
         .proxy_environment()
         .into_iter()
         .map(|(k, _)| k)
+        .chain(CA_ENV_VARS.iter().map(|v| (*v).to_owned()))
         .collect();
     for (name, value) in &spec.env {
         if !valid_env_name(name) || value.contains('\0') {
@@ -294,6 +302,18 @@ fn workspace_mount(
     }
 }
 
+/// The CA variables of a run (none unless [`RunSpec::ca_file`]).
+#[must_use]
+pub fn ca_environment(spec: &RunSpec) -> Vec<(String, String)> {
+    if !spec.ca_file {
+        return Vec::new();
+    }
+    CA_ENV_VARS
+        .iter()
+        .map(|k| ((*k).to_owned(), CA_FILE.to_owned()))
+        .collect()
+}
+
 /// The labels of a run's container and workspace volume.
 #[must_use]
 pub fn run_labels(spec: &RunSpec, owner: Option<&str>) -> HashMap<String, String> {
@@ -326,17 +346,10 @@ pub fn container_body(
         .relay
         .proxy_environment()
         .into_iter()
+        .chain(ca_environment(spec))
         .chain(spec.env.iter().cloned())
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-
-    let mut cmd = vec![
-        GATE_SHELL.to_owned(),
-        "-c".to_owned(),
-        GATE_SCRIPT.to_owned(),
-        GATE_NAME.to_owned(),
-    ];
-    cmd.extend(spec.command.iter().cloned());
 
     let tmpfs: HashMap<String, String> = settings
         .tmpfs
@@ -422,8 +435,12 @@ pub fn container_body(
         stdin_once: Some(true),
         tty: Some(false),
         env: Some(env),
-        entrypoint: Some(vec![settings.init_path.clone(), "--".to_owned()]),
-        cmd: Some(cmd),
+        entrypoint: Some(vec![
+            settings.init_path.clone(),
+            INIT_GATE_FLAG.to_owned(),
+            "--".to_owned(),
+        ]),
+        cmd: Some(spec.command.clone()),
         image: Some(spec.image.clone()),
         working_dir: Some(settings.workspace_dir.clone()),
         network_disabled: Some(true),

@@ -264,8 +264,12 @@ fn check_hardening(
     assert_eq!(cfg.network_disabled, Some(true));
     assert_eq!(
         cfg.entrypoint,
-        Some(vec![c.init_path.clone(), "--".to_owned()]),
-        "paddock-init is PID 1"
+        Some(vec![
+            c.init_path.clone(),
+            paddock::sandbox::INIT_GATE_FLAG.to_owned(),
+            "--".to_owned()
+        ]),
+        "paddock-init is PID 1 and holds the gate"
     );
     let labels = cfg.labels.unwrap_or_default();
     assert_eq!(labels.get(LABEL_MANAGED).map(String::as_str), Some("true"));
@@ -286,7 +290,7 @@ async fn docker_inspect_of_a_launched_sandbox_matches_the_profile() {
         .create_container(&s.container_name(), body)
         .await
         .unwrap();
-    // Started, the gate holds the container until it reads a nonce: inspect it running.
+    // Started, paddock-init's gate holds the agent until it reads a nonce: inspect it running.
     let started = engine.start(&id).await;
     let inspected = engine.inspect(&id).await;
     engine.remove_container(&id).await.unwrap();
@@ -402,6 +406,73 @@ async fn the_generic_agent_image_runs_under_the_gate_with_its_own_shell() {
         out.contains("42\n") && out.contains("home=/home/agent") && out.contains("home-writable"),
         "{out}"
     );
+}
+
+/// Each agent-tool image runs its CLI inside the real sandbox. The images are built on demand
+/// (`sandbox-images/build.sh tools`), so a missing one is a skip, even under CI.
+#[tokio::test]
+async fn agent_tool_images_run_their_cli_in_the_sandbox() {
+    let _g = SERIAL.lock().await;
+    let Some(engine) = docker().await else { return };
+    let l = launcher(engine.clone(), SandboxProfile::agent_default());
+    for (image, cmd, expect) in [
+        (
+            "paddock/claude-code:latest",
+            &["claude", "--version"][..],
+            "Claude Code",
+        ),
+        ("paddock/codex:latest", &["codex", "--version"][..], "codex"),
+        ("paddock/aider:latest", &["aider", "--version"][..], "aider"),
+        (
+            "paddock/mini-swe-agent:latest",
+            &["mini", "--help"][..],
+            "mini",
+        ),
+    ] {
+        if engine.client().inspect_image(image).await.is_err() {
+            eprintln!("skipping {image}: not built (sandbox-images/build.sh tools)");
+            continue;
+        }
+        let dir = run_dir();
+        let mut s = spec("tool", &dir, cmd);
+        s.image = image.to_owned();
+        s.ca_file = true;
+        let o = l.run(s).await.unwrap();
+        let out = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        assert_eq!(o.status, RunStatus::Exited(0), "{image}: {out}");
+        assert!(
+            out.to_lowercase().contains(&expect.to_lowercase()),
+            "{image}: {out}"
+        );
+    }
+}
+
+/// With a run CA, every TLS client's variable points at `/paddock/ca.pem`; without, none is set
+/// and the image's own bundle stays in force.
+#[tokio::test]
+async fn the_run_ca_variables_reach_the_agent() {
+    let _g = SERIAL.lock().await;
+    let Some(engine) = docker().await else { return };
+    let l = launcher(engine, SandboxProfile::agent_default());
+    let dir = run_dir();
+    let script = "echo ssl=$SSL_CERT_FILE node=$NODE_EXTRA_CA_CERTS pip=$PIP_CERT git=$GIT_SSL_CAINFO                   npm=$npm_config_https_proxy";
+    let mut s = spec("ca-on", &dir, &["sh", "-c", script]);
+    s.ca_file = true;
+    let out = text(&l.run(s).await.unwrap().stdout);
+    assert!(
+        out.contains(
+            "ssl=/paddock/ca.pem node=/paddock/ca.pem pip=/paddock/ca.pem git=/paddock/ca.pem"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("npm=http://127.0.0.1:3128"), "{out}");
+    let out = text(
+        &l.run(spec("ca-off", &dir, &["sh", "-c", script]))
+            .await
+            .unwrap()
+            .stdout,
+    );
+    assert!(out.contains("ssl= node= pip= git= "), "{out}");
 }
 
 #[tokio::test]

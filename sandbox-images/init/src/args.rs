@@ -10,7 +10,7 @@ use crate::InitError;
 
 /// Usage text.
 pub const USAGE: &str = "paddock-init [--profile FILE.json] [--relay-listen ADDR:PORT] \
-[--proxy-socket PATH] [--print-profile] -- CMD [ARGS...]";
+[--proxy-socket PATH] [--gate] [--print-profile] -- CMD [ARGS...]";
 
 /// Parsed command line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub struct Args {
     pub proxy_socket: Option<String>,
     /// Print the effective profile as JSON and exit.
     pub print_profile: bool,
+    /// Hold the agent until a nonce line arrives on stdin; report `\n<nonce> <status>` after it
+    /// exits and wait for stdin to close (see [`crate::gate`]).
+    pub gate: bool,
     /// The agent command.
     pub command: Vec<OsString>,
 }
@@ -55,6 +58,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, InitError
             }
             Some("--proxy-socket") => out.proxy_socket = Some(value(&mut it, "--proxy-socket")?),
             Some("--print-profile") => out.print_profile = true,
+            Some("--gate") => out.gate = true,
             _ => {
                 return Err(InitError::Usage(format!(
                     "unexpected argument {arg:?}; {USAGE}"
@@ -113,6 +117,7 @@ mod tests {
             "127.0.0.1:4000",
             "--proxy-socket",
             "/run/p.sock",
+            "--gate",
             "--",
             "sh",
             "-c",
@@ -121,6 +126,7 @@ mod tests {
         .unwrap();
         assert_eq!(a.relay_listen, Some("127.0.0.1:4000".parse().unwrap()));
         assert_eq!(a.proxy_socket.as_deref(), Some("/run/p.sock"));
+        assert!(a.gate);
         assert_eq!(a.command, os(&["sh", "-c", "--profile"]));
     }
 

@@ -87,6 +87,9 @@ pub enum InitError {
         /// Kernel error.
         source: io::Error,
     },
+    /// The launcher's gate (the nonce on stdin) failed.
+    #[error("gate: {0}")]
+    Gate(String),
     /// A process-management syscall failed.
     #[error("{what}: {source}")]
     Os {

@@ -13,6 +13,7 @@ use paddock_policy::sandbox::{FilesystemPolicy, RelaySettings, Rlimit};
 use seccompiler::BpfProgram;
 
 use crate::InitError;
+use crate::gate::Nonce;
 
 /// A process id.
 pub type Pid = i32;
@@ -133,6 +134,11 @@ pub trait Kernel {
     fn block_signals(&mut self) -> Result<(), InitError>;
     /// Start the loopback relay to the proxy socket (listening when this returns).
     fn start_relay(&mut self, relay: &RelaySettings) -> Result<(), InitError>;
+    /// The gate's first half: read the launcher's nonce line from stdin, keep stdin on a
+    /// close-on-exec descriptor and put `/dev/null` on fd 0 for the agent.
+    fn open_gate(&mut self) -> Result<Nonce, InitError>;
+    /// The gate's second half: print `\n<nonce> <code>` on stdout, then wait for stdin to close.
+    fn close_gate(&mut self, nonce: &Nonce, code: u8) -> Result<(), InitError>;
     /// Fork, run [`CHILD_STEPS`] in the child, return the agent's pid once it has exec'd.
     fn spawn_agent(&mut self, agent: &AgentSpawn) -> Result<Pid, InitError>;
     /// Wait for the next handled signal.

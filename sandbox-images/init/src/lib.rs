@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod error;
+pub mod gate;
 pub mod kernel;
 pub mod landlock_rules;
 pub mod relay;

@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
+use paddock_init::kernel::Kernel;
 use paddock_init::kernel::real::RealKernel;
 use paddock_init::{InitError, args, seccomp, setup, supervise};
 use tracing_subscriber::EnvFilter;
@@ -47,7 +48,10 @@ fn run() -> Result<u8, InitError> {
         |p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0),
     )?;
     let mut kernel = RealKernel::new();
-    let (pid, _landlock) = setup::run(&mut kernel, &profile, &agent)?;
-    let exit = supervise::supervise(&mut kernel, pid)?;
-    Ok(exit.exit_code())
+    let started = setup::run(&mut kernel, &profile, &agent, args.gate)?;
+    let code = supervise::supervise(&mut kernel, started.pid)?.exit_code();
+    if let Some(nonce) = &started.nonce {
+        kernel.close_gate(nonce, code)?;
+    }
+    Ok(code)
 }

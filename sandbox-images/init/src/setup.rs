@@ -1,6 +1,6 @@
 //! The setup sequence, in the one order that is safe:
 //! no_new_privs → non-dumpable → subreaper → capabilities → rlimits → landlock → signals →
-//! relay → agent (setsid → signals reset → seccomp → exec).
+//! relay → gate (nonce from stdin; stdin → /dev/null) → agent (setsid → signals reset → seccomp → exec).
 //!
 //! no_new_privs first: nothing after it can gain privileges through exec. Non-dumpable before
 //! anything sensitive is in memory. Capabilities before rlimits so the agent cannot raise a hard
@@ -17,9 +17,22 @@ use seccompiler::BpfProgram;
 use tracing::info;
 
 use crate::InitError;
+use crate::gate::Nonce;
 use crate::kernel::{AgentSpawn, Kernel, LandlockOutcome, Pid};
 
-/// Runs every step and starts the agent.
+/// What [`run`] started.
+#[derive(Debug)]
+pub struct Started {
+    /// The agent's pid.
+    pub pid: Pid,
+    /// What landlock did.
+    pub landlock: LandlockOutcome,
+    /// The launcher's nonce, when the gate is on.
+    pub nonce: Option<Nonce>,
+}
+
+/// Runs every step and starts the agent. With `gate`, the agent starts only once the launcher's
+/// nonce has been read from stdin (after non-dumpable, so the nonce is never readable).
 ///
 /// # Errors
 /// The first failing step's error; nothing after it runs (fail closed).
@@ -27,7 +40,8 @@ pub fn run<K: Kernel>(
     k: &mut K,
     profile: &SandboxProfile,
     agent: &AgentSpawn,
-) -> Result<(Pid, LandlockOutcome), InitError> {
+    gate: bool,
+) -> Result<Started, InitError> {
     k.set_no_new_privs()?;
     k.set_non_dumpable()?;
     k.set_child_subreaper()?;
@@ -38,9 +52,14 @@ pub fn run<K: Kernel>(
     let landlock = k.apply_landlock(&profile.filesystem)?;
     k.block_signals()?;
     k.start_relay(&profile.relay)?;
+    let nonce = if gate { Some(k.open_gate()?) } else { None };
     let pid = k.spawn_agent(agent)?;
-    info!(pid, landlock = ?landlock, seccomp_programs = agent.filters.len(), "agent started");
-    Ok((pid, landlock))
+    info!(pid, landlock = ?landlock, seccomp_programs = agent.filters.len(), gate, "agent started");
+    Ok(Started {
+        pid,
+        landlock,
+        nonce,
+    })
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString, InitError> {
@@ -148,8 +167,9 @@ mod tests {
     fn steps_run_in_the_safe_order_with_seccomp_last_before_exec() {
         let profile = SandboxProfile::agent_default();
         let mut k = FakeKernel::default();
-        let (pid, _) = run(&mut k, &profile, &agent()).unwrap();
-        assert_eq!(pid, 100);
+        let started = run(&mut k, &profile, &agent(), true).unwrap();
+        assert_eq!(started.pid, 100);
+        assert!(started.nonce.is_some());
         assert_eq!(
             k.calls,
             vec![
@@ -164,6 +184,7 @@ mod tests {
                 Call::Landlock,
                 Call::BlockSignals,
                 Call::Relay("127.0.0.1:3128".into()),
+                Call::OpenGate,
                 Call::Spawn(vec![
                     ChildStep::NewSession,
                     ChildStep::ResetSignals,
@@ -181,6 +202,14 @@ mod tests {
     }
 
     #[test]
+    fn without_the_gate_nothing_is_read_from_stdin() {
+        let mut k = FakeKernel::default();
+        let started = run(&mut k, &SandboxProfile::agent_default(), &agent(), false).unwrap();
+        assert!(started.nonce.is_none());
+        assert!(!k.calls.contains(&Call::OpenGate));
+    }
+
+    #[test]
     fn a_failing_step_stops_everything_after_it() {
         for failing in [
             Call::NoNewPrivs,
@@ -189,12 +218,13 @@ mod tests {
             Call::Rlimit(Rlimit::Core, 0),
             Call::Landlock,
             Call::Relay("127.0.0.1:3128".into()),
+            Call::OpenGate,
         ] {
             let mut k = FakeKernel {
                 fail_on: Some(failing.clone()),
                 ..FakeKernel::default()
             };
-            assert!(run(&mut k, &SandboxProfile::agent_default(), &agent()).is_err());
+            assert!(run(&mut k, &SandboxProfile::agent_default(), &agent(), true).is_err());
             assert_eq!(k.calls.last(), Some(&failing));
             assert!(
                 !k.calls.iter().any(|c| matches!(c, Call::Spawn(_))),

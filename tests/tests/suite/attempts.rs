@@ -18,7 +18,15 @@ enum Expect {
 }
 
 /// Attempts that are tools for other tests, not escapes.
-const HELPERS: &[&str] = &["relay", "exit", "wait-term", "sleep"];
+const HELPERS: &[&str] = &[
+    "relay",
+    "exit",
+    "wait-term",
+    "sleep",
+    // Covered by `cross_run.rs` (two sandboxes at once).
+    "cross-run",
+    "victim",
+];
 
 async fn check(name: &str, arg: Option<&str>, expect: Expect, control: Option<Plain>) {
     let _g = SERIAL.lock().await;
@@ -38,7 +46,7 @@ async fn check(name: &str, arg: Option<&str>, expect: Expect, control: Option<Pl
         }
         Expect::Works => assert_eq!(exited(&o), Some(0), "{name}: {}", show(&o)),
         Expect::Killed => {
-            // SIGSYS (31) kills it: the shell reports 128 + 31; nothing was printed.
+            // SIGSYS (31) kills it: paddock-init reports 128 + 31; nothing was printed.
             assert_eq!(exited(&o), Some(128 + 31), "{name}: {}", show(&o));
             assert!(!out.contains("succeeded"), "{}", show(&o));
         }
@@ -103,18 +111,27 @@ attempts! {
     clock_adjtime: "clock-adjtime" => Refused, Some(Plain::Privileged);
     sethostname: "sethostname" => Refused, None;
     tiocsti: "tiocsti" => Refused, None;
-    session_leader: "session-leader" => Refused, None;
+    // The neighbour of tiocsti/ctty: paddock-init made the agent lead its own session (setsid).
+    session_leader: "session-leader" => Works, None;
     controlling_terminal: "ctty" => Refused, None;
     hold_a_capability: "caps" => Refused, Some(Plain::Privileged);
     raise_nofile: "raise-nofile" => Refused, None;
     core_dumps: "core" => Refused, Some(Plain::Privileged);
-    #[ignore = "open finding: the gate shell (the agent's parent, same uid) is dumpable"]
     read_the_parents_environment: "read-environ" => Refused, Some(Plain::Privileged);
     read_init_environment: "read-environ" ("1") => Refused, Some(Plain::Privileged);
-    #[ignore = "open finding: the gate shell (the agent's parent, same uid) is dumpable"]
     read_the_parents_memory: "read-mem" => Refused, Some(Plain::Privileged);
     read_init_memory: "read-mem" ("1") => Refused, Some(Plain::Privileged);
+    read_the_gates_stdin: "read-fd0" => Refused, Some(Plain::Privileged);
+    read_init_stdin: "read-fd0" ("1") => Refused, Some(Plain::Privileged);
+    the_agent_reads_nothing_on_stdin: "read-stdin" => Refused, None;
     leave_a_zombie: "zombie" => Refused, Some(Plain::Privileged);
+    device_nodes_beyond_the_harmless_set: "dev-nodes" => Refused, Some(Plain::Privileged);
+    // No control: a host without /dev/mem or /dev/port cannot hand them to a container.
+    open_dev_mem: "dev-mem" => Refused, None;
+    open_dev_kmsg: "dev-kmsg" => Refused, Some(Plain::RootWithDevice("/dev/kmsg", "SYSLOG"));
+    open_dev_port: "dev-port" => Refused, None;
+    mknod_a_block_device: "mknod" => Refused, Some(Plain::Root);
+    harmless_devices_work: "dev-harmless" => Works, None;
 }
 
 /// A new attempt in `paddock-redteam` fails this suite until it is covered above.

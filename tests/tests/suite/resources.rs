@@ -134,6 +134,48 @@ async fn an_output_flood_is_capped() {
     assert_eq!(o.stdout.len(), 1000);
 }
 
+/// A stdout flood followed by a stderr flood (and both at once): neither stream may stall the
+/// other, the run ends on its own well inside the timeout, and both are capped.
+#[tokio::test]
+async fn a_stdout_then_stderr_flood_does_not_stall_the_run() {
+    let _g = SERIAL.lock().await;
+    let Some(engine) = docker().await else { return };
+    let l = launcher(engine, SandboxProfile::agent_default());
+    for (id, script) in [
+        (
+            "flood-seq",
+            "yes paddock-out | head -c 20000000; yes paddock-err | head -c 2000000 >&2; echo done",
+        ),
+        (
+            "flood-both",
+            "yes paddock-err | head -c 20000000 >&2 & yes paddock-out | head -c 20000000; wait; echo done",
+        ),
+    ] {
+        let dir = run_dir();
+        let mut s = spec(id, &dir, &["sh", "-c", script]);
+        s.output_cap_bytes = 64 * 1024;
+        s.timeout = Duration::from_secs(120);
+        let started = std::time::Instant::now();
+        let o = l.run(s).await.unwrap();
+        assert_eq!(
+            o.status,
+            RunStatus::Exited(0),
+            "{id}: {:?} after {:?}",
+            o.status,
+            started.elapsed()
+        );
+        assert!(o.agent_reported, "{id}");
+        assert!(o.output_truncated, "{id}");
+        assert!(
+            o.output_total_bytes >= 22_000_000,
+            "{id}: {}",
+            o.output_total_bytes
+        );
+        assert!(o.stdout.len() + o.stderr.len() <= 64 * 1024 + 64, "{id}");
+        assert!(o.container_removed, "{id}");
+    }
+}
+
 #[tokio::test]
 async fn filling_the_scratch_tmpfs_stops_at_its_cap() {
     let _g = SERIAL.lock().await;

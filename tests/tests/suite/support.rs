@@ -107,6 +107,8 @@ pub enum Plain {
     Privileged,
     /// Docker's default profile (default capabilities and seccomp) as root.
     Root,
+    /// Root with Docker's defaults plus one host device and one capability.
+    RootWithDevice(&'static str, &'static str),
 }
 
 /// Runs `sh -c SCRIPT` in a plain container of the test image on the default bridge, with no
@@ -124,8 +126,16 @@ pub fn plain(mode: Plain, script: &str) -> (i32, String) {
     cmd.args(["run", "--rm", "--name", &name, "--network", "bridge"]);
     cmd.args(match mode {
         Plain::Default => vec![],
-        Plain::Privileged => vec!["--privileged"],
-        Plain::Root => vec!["--user", "0"],
+        Plain::Privileged => vec!["--privileged".to_owned()],
+        Plain::Root => vec!["--user".to_owned(), "0".to_owned()],
+        Plain::RootWithDevice(device, cap) => vec![
+            "--user".to_owned(),
+            "0".to_owned(),
+            "--device".to_owned(),
+            device.to_owned(),
+            "--cap-add".to_owned(),
+            cap.to_owned(),
+        ],
     });
     cmd.args(["--entrypoint", "/bin/sh", IMAGE, "-c", script]);
     cmd.stdout(std::process::Stdio::piped())

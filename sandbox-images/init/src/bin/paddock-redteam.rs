@@ -127,7 +127,41 @@ const ATTEMPTS: &[(&str, &str, Attempt)] = &[
         "leave a zombie behind (an orphan nobody reaps)",
         zombie,
     ),
+    (
+        "read-fd0",
+        "open /proc/PID/fd/0, the gate's stdin (default: parent)",
+        read_fd0,
+    ),
+    ("read-stdin", "read anything from our stdin", read_stdin),
+    (
+        "dev-nodes",
+        "find a device node beyond the harmless set",
+        dev_nodes,
+    ),
+    ("dev-mem", "open /dev/mem (physical memory)", dev_mem),
+    ("dev-kmsg", "open /dev/kmsg (kernel log)", dev_kmsg),
+    ("dev-port", "open /dev/port (I/O ports)", dev_port),
+    (
+        "mknod",
+        "mknod a block device (8,0) in a writable dir",
+        mknod,
+    ),
+    (
+        "dev-harmless",
+        "write /dev/null, read /dev/urandom",
+        dev_harmless,
+    ),
+    (
+        "cross-run",
+        "reach a victim run: PORT,SOCKET (listener, process, workspace, proxy socket)",
+        cross_run,
+    ),
     ("relay", "round-trip bytes through ADDR:PORT", relay),
+    (
+        "victim",
+        "be the victim run: listen on PORT, check cross-run reaches itself, stay SECS",
+        victim,
+    ),
     ("exit", "exit with CODE", exit_with),
     (
         "wait-term",
@@ -741,4 +775,250 @@ fn sleep(arg: Option<&str>) -> Result<Outcome, String> {
     ready();
     std::thread::sleep(Duration::from_secs(secs));
     Ok(Outcome::Succeeded("slept".into()))
+}
+
+fn read_fd0(arg: Option<&str>) -> Result<Outcome, String> {
+    let path = format!("/proc/{}/fd/0", proc_target(arg));
+    Ok(match std::fs::File::open(&path) {
+        Ok(_) => Outcome::Succeeded(path),
+        Err(e) => Outcome::Refused(Errno::from_raw(e.raw_os_error().unwrap_or(0)), path),
+    })
+}
+
+fn read_stdin(_: Option<&str>) -> Result<Outcome, String> {
+    let mut buf = [0u8; 256];
+    Ok(match std::io::stdin().read(&mut buf) {
+        Ok(0) => Outcome::Refused(Errno::ENODATA, "stdin is empty".into()),
+        Ok(n) => Outcome::Succeeded(format!("read {n} bytes from stdin")),
+        Err(e) => Outcome::Refused(
+            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            "stdin".into(),
+        ),
+    })
+}
+
+/// Device nodes every container has and that give nothing away.
+const HARMLESS_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/console",
+    "/dev/ptmx",
+    "/dev/pts/ptmx",
+];
+
+fn dev_nodes(_: Option<&str>) -> Result<Outcome, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut found = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                dirs.push(path);
+            } else if (ft.is_block_device() || ft.is_char_device())
+                && !HARMLESS_DEVICES.contains(&path.to_string_lossy().as_ref())
+                && !path.starts_with("/dev/pts")
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found.sort();
+    Ok(if found.is_empty() {
+        Outcome::Refused(Errno::ENOENT, "only harmless device nodes".into())
+    } else {
+        found.truncate(8);
+        Outcome::Succeeded(format!("device nodes: {}", found.join(" ")))
+    })
+}
+
+fn open_device(path: &str) -> Outcome {
+    match std::fs::File::open(path) {
+        Ok(_) => Outcome::Succeeded(format!("opened {path}")),
+        Err(e) => Outcome::Refused(Errno::from_raw(e.raw_os_error().unwrap_or(0)), path.into()),
+    }
+}
+
+fn dev_mem(_: Option<&str>) -> Result<Outcome, String> {
+    Ok(open_device("/dev/mem"))
+}
+
+fn dev_kmsg(_: Option<&str>) -> Result<Outcome, String> {
+    Ok(open_device("/dev/kmsg"))
+}
+
+fn dev_port(_: Option<&str>) -> Result<Outcome, String> {
+    Ok(open_device("/dev/port"))
+}
+
+fn mknod(arg: Option<&str>) -> Result<Outcome, String> {
+    // The first writable place: the workspace in a sandbox, /tmp or / elsewhere.
+    let dir = match arg {
+        Some(d) => d.to_owned(),
+        None => ["/workspace", "/tmp", "/"]
+            .into_iter()
+            .find(|d| {
+                let probe = format!(
+                    "{}/.paddock-probe-{}",
+                    d.trim_end_matches('/'),
+                    std::process::id()
+                );
+                let ok = std::fs::write(&probe, b"").is_ok();
+                let _ = std::fs::remove_file(&probe);
+                ok
+            })
+            .ok_or("no writable directory")?
+            .to_owned(),
+    };
+    let path = c(&format!("{}/paddock-sda", dir.trim_end_matches('/')))?;
+    // SAFETY: a NUL-terminated path, a mode and a device number.
+    let ret = unsafe { libc::mknod(path.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(8, 0)) };
+    if ret == 0 {
+        // SAFETY: removing the node we just made.
+        unsafe { libc::unlink(path.as_ptr()) };
+    }
+    Ok(check(
+        ret.into(),
+        &format!("mknod {}", path.to_string_lossy()),
+    ))
+}
+
+fn dev_harmless(_: Option<&str>) -> Result<Outcome, String> {
+    let mut buf = [0u8; 16];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .and_then(|mut f| f.write_all(b"paddock"))
+        .and_then(|()| std::fs::File::open("/dev/urandom"))
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("harmless devices: {e}"))?;
+    Ok(Outcome::Succeeded("/dev/null and /dev/urandom work".into()))
+}
+
+/// Marker in the victim's command line and the file it leaves in its workspace.
+const VICTIM_MARK: &str = "victim";
+const VICTIM_FILE: &str = "/workspace/paddock-victim-secret";
+
+/// Each way into another run; the list of what was reached (empty: nothing).
+fn reach(port: u16, socket: &str, own_pid: u32) -> Vec<String> {
+    let mut reached = Vec::new();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reached.push(format!("listener {addr} said {reply:?}"));
+    }
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == own_pid {
+                continue;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline
+                .split(|&b| b == 0)
+                .any(|a| a == VICTIM_MARK.as_bytes())
+            {
+                reached.push(format!("process {pid}"));
+            }
+        }
+    }
+    if std::fs::metadata(VICTIM_FILE).is_ok() {
+        reached.push(format!("file {VICTIM_FILE}"));
+    }
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        reached.push(format!("socket {socket}"));
+    }
+    reached
+}
+
+fn parse_target(arg: Option<&str>) -> Result<(u16, String), String> {
+    let arg = need(arg, "PORT,SOCKET")?;
+    let (port, socket) = arg.split_once(',').ok_or("needs PORT,SOCKET")?;
+    let port = port.parse().map_err(|e| format!("port: {e}"))?;
+    Ok((port, socket.to_owned()))
+}
+
+fn cross_run(arg: Option<&str>) -> Result<Outcome, String> {
+    let (port, socket) = parse_target(arg)?;
+    let reached = reach(port, &socket, std::process::id());
+    Ok(if reached.is_empty() {
+        Outcome::Refused(
+            Errno::ENOENT,
+            "no listener, process, file or socket of another run".into(),
+        )
+    } else {
+        Outcome::Succeeded(reached.join("; "))
+    })
+}
+
+/// ARG: `PORT,SOCKET[,SECS]`. Leaves a file, a listener and a marked process for an attacker to
+/// find, shows that all three and its own proxy socket SOCKET are reachable from inside its own
+/// run, then stays up SECS seconds (default 20). Succeeds when the self-check reached all four.
+fn victim(arg: Option<&str>) -> Result<Outcome, String> {
+    let (port, rest) = parse_target(arg)?;
+    let (socket, secs) = match rest.split_once(',') {
+        Some((s, t)) => (
+            s.to_owned(),
+            t.parse::<u64>().map_err(|e| format!("secs: {e}"))?,
+        ),
+        None => (rest, 20),
+    };
+    std::fs::write(VICTIM_FILE, b"victim").map_err(|e| format!("{VICTIM_FILE}: {e}"))?;
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.write_all(b"pong");
+        }
+    });
+    // The scan skips its own pid: a child with the marker stands in for the victim's processes.
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(me)
+        .args(["sleep", &secs.to_string(), VICTIM_MARK])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    // Give the child time to exec so the scan sees its command line.
+    std::thread::sleep(Duration::from_millis(200));
+    let reached = reach(port, &socket, std::process::id());
+    let mut kinds: Vec<&str> = reached
+        .iter()
+        .filter_map(|r| r.split_whitespace().next())
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "victim ready kinds={}: {}",
+        kinds.len(),
+        reached.join("; ")
+    );
+    let _ = out.flush();
+    drop(out);
+    let _ = child.wait();
+    Ok(if kinds.len() == 4 {
+        Outcome::Succeeded("listener, file, socket and process reachable from inside".into())
+    } else {
+        Outcome::Refused(
+            Errno::ENOENT,
+            format!("self-check reached only {reached:?}"),
+        )
+    })
 }

@@ -6,6 +6,7 @@ use paddock_policy::sandbox::{FilesystemPolicy, RelaySettings, Rlimit};
 
 use super::{AgentSpawn, CHILD_STEPS, ChildExit, ChildStep, Kernel, LandlockOutcome, Pid};
 use crate::InitError;
+use crate::gate::{self, Nonce};
 
 /// One recorded call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum Call {
     Landlock,
     BlockSignals,
     Relay(String),
+    OpenGate,
+    CloseGate(u8),
     Spawn(Vec<ChildStep>),
     WaitSignal,
     Reap,
@@ -72,6 +75,15 @@ impl Kernel for FakeKernel {
     }
     fn start_relay(&mut self, relay: &RelaySettings) -> Result<(), InitError> {
         self.record(Call::Relay(relay.listen.to_string()))
+    }
+    fn open_gate(&mut self) -> Result<Nonce, InitError> {
+        self.record(Call::OpenGate)?;
+        gate::read_nonce(&mut std::io::Cursor::new(
+            b"00112233445566778899aabbccddeeff\n",
+        ))
+    }
+    fn close_gate(&mut self, _nonce: &Nonce, code: u8) -> Result<(), InitError> {
+        self.record(Call::CloseGate(code))
     }
     fn spawn_agent(&mut self, _agent: &AgentSpawn) -> Result<Pid, InitError> {
         self.record(Call::Spawn(CHILD_STEPS.to_vec()))?;

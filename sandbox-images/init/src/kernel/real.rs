@@ -18,13 +18,15 @@ use paddock_policy::sandbox::{FilesystemPolicy, RelaySettings, Rlimit};
 use super::{
     AgentSpawn, CHILD_STEPS, ChildExit, ChildStep, FORWARDED_SIGNALS, Kernel, LandlockOutcome, Pid,
 };
+use crate::gate::{self, Nonce};
 use crate::{InitError, landlock_rules, relay};
 use tracing::warn;
 
 /// The real kernel.
 #[derive(Debug, Default)]
 pub struct RealKernel {
-    _private: (),
+    /// The launcher's stdin while the gate is open (close-on-exec, above fd 2).
+    gate_input: Option<OwnedFd>,
 }
 
 impl RealKernel {
@@ -179,6 +181,49 @@ impl Kernel for RealKernel {
             PathBuf::from(&settings.proxy_socket),
             settings.max_connections,
         )?;
+        Ok(())
+    }
+
+    fn open_gate(&mut self) -> Result<Nonce, InitError> {
+        let stdin = io::stdin();
+        let nonce = gate::read_nonce(&mut stdin.lock())?;
+        // Move the launcher's stdin out of the agent's reach: a close-on-exec copy for init,
+        // /dev/null on fd 0 for everything exec'd from here on.
+        // SAFETY: fcntl on fd 0 with an integer argument; the result is a new descriptor we own.
+        let kept = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+        if kept < 0 {
+            return Err(InitError::Os {
+                what: "keep stdin",
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: `kept` is a fresh descriptor nothing else owns.
+        let kept = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(kept) };
+        let null = nix::fcntl::open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| InitError::os("open /dev/null", e))?;
+        // SAFETY: dup2 of a descriptor we own onto fd 0; dup2 clears close-on-exec on the copy.
+        if unsafe { libc::dup2(null.as_raw_fd(), 0) } != 0 {
+            return Err(InitError::Os {
+                what: "dup2 /dev/null",
+                source: io::Error::last_os_error(),
+            });
+        }
+        self.gate_input = Some(kept);
+        Ok(nonce)
+    }
+
+    fn close_gate(&mut self, nonce: &Nonce, code: u8) -> Result<(), InitError> {
+        gate::report(&mut io::stdout().lock(), nonce, code).map_err(|source| InitError::Os {
+            what: "write the gate marker",
+            source,
+        })?;
+        if let Some(fd) = self.gate_input.take() {
+            gate::wait_for_close(&mut std::fs::File::from(fd));
+        }
         Ok(())
     }
 

@@ -156,3 +156,60 @@ fn missing_agent_program_refuses_to_start() {
     assert_eq!(out.code, REFUSED_TO_START, "{out:?}");
     assert!(out.stderr.contains("exec"), "{}", out.stderr);
 }
+
+/// `--gate`: nothing runs before the nonce line; the agent gets `/dev/null`, not the nonce; the
+/// marker follows the agent's output; init stays up until stdin closes.
+#[test]
+fn the_gate_holds_the_agent_and_reports_its_status() {
+    use std::io::Write;
+    if !landlock_or_skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let gated = || {
+        let mut cmd = std::process::Command::new(super::support::INIT);
+        cmd.arg("--profile")
+            .arg(sb.write_profile())
+            .args(["--gate", "--", REDTEAM, "read-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        cmd.spawn().unwrap()
+    };
+    let nonce = "00112233445566778899aabbccddeeff";
+    let mut child = gated();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{nonce}").unwrap();
+    stdin.flush().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(&format!("\n{nonce} 1\n")) {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no marker: {seen:?}"
+        );
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("read-stdin: refused"), "{seen:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "init must wait for stdin to close"
+    );
+    drop(stdin);
+    assert_eq!(wait_exit(&mut child), 1);
+
+    // Without a nonce the agent never starts.
+    let mut child = gated();
+    drop(child.stdin.take());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(wait_exit(&mut child), REFUSED_TO_START);
+    assert!(!out.contains("read-stdin"), "{out:?}");
+}
