@@ -1,5 +1,11 @@
 //! Configuration: one TOML file plus `PADDOCK_*` overrides, validated at start (fail closed).
 
+pub mod runner;
+pub mod vault;
+
+pub use runner::{AgentConfig, AgentCredential, BUILTIN_AGENTS, RunnerConfig};
+pub use vault::VaultConfig;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -184,6 +190,10 @@ struct RawConfig {
     rate_limit: RateLimitConfig,
     #[serde(default)]
     claim: ClaimConfig,
+    #[serde(default)]
+    vault: vault::RawVault,
+    #[serde(default)]
+    runner: runner::RawRunner,
 }
 
 /// Validated configuration.
@@ -198,6 +208,10 @@ pub struct Config {
     pub http: HttpConfig,
     pub rate_limit: RateLimitConfig,
     pub claim: ClaimConfig,
+    /// `[vault]`: the key ring sealing stored secrets.
+    pub vault: VaultConfig,
+    /// `[runner]`: the opt-in worker loop and its agents.
+    pub runner: RunnerConfig,
     /// Parsed `http.trusted_proxies`.
     pub trusted_proxies: Vec<(IpAddr, u8)>,
 }
@@ -210,6 +224,8 @@ impl std::fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("session_secret", &"<redacted>")
             .field("production", &self.production)
+            .field("vault", &self.vault)
+            .field("runner", &self.runner)
             .finish_non_exhaustive()
     }
 }
@@ -340,6 +356,8 @@ fn apply_env(raw: &mut RawConfig, env: &dyn Strings) -> Result<(), ConfigError> 
     if let Some(v) = env.get("PADDOCK_CLAIM_REAPER_INTERVAL_SECS") {
         raw.claim.reaper_interval_secs = parse_num("PADDOCK_CLAIM_REAPER_INTERVAL_SECS", &v)?;
     }
+    vault::apply_env(&mut raw.vault, env);
+    runner::apply_env(&mut raw.runner, env)?;
     Ok(())
 }
 
@@ -561,6 +579,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "must be between 1 and 3600",
         ));
     }
+    let vault = vault::validate(raw.vault, production)?;
+    let runner = runner::validate(raw.runner, production)?;
     Ok(Config {
         listen,
         public_url,
@@ -571,6 +591,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         http,
         rate_limit,
         claim,
+        vault,
+        runner,
         trusted_proxies,
     })
 }
@@ -651,6 +673,7 @@ workspace = "default"
         let prod = [
             ("PADDOCK_ENV", "production"),
             ("PADDOCK_PUBLIC_URL", "https://paddock.example"),
+            ("PADDOCK_VAULT_KEYS", TEST_KEY),
         ];
         // the safe neighbour passes
         let ok = Config::from_toml(GOOD, &env(&prod)).unwrap();
@@ -670,6 +693,15 @@ workspace = "default"
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         ));
         assert!(err_of(GOOD, &e).contains("`session_secret`"));
+        // no vault key ring, or a development key file
+        assert!(err_of(GOOD, &prod[..2]).contains("`vault.keys`"));
+        let mut e = prod.to_vec();
+        e.push(("PADDOCK_VAULT_KEY_FILE", "/var/lib/paddock/vault.key"));
+        assert!(err_of(GOOD, &e).contains("`vault.key_file`"));
+        // local repositories
+        let mut e = prod.to_vec();
+        e.push(("PADDOCK_RUNNER_ALLOW_LOCAL_REPOS", "1"));
+        assert!(err_of(GOOD, &e).contains("`runner.allow_local_repos`"));
         // rate limiting off
         let mut e = prod.to_vec();
         e.push(("PADDOCK_RATE_LIMIT_ENABLED", "false"));
@@ -726,6 +758,162 @@ workspace = "default"
         )
         .unwrap();
         assert_eq!(c.trusted_proxies.len(), 1);
+    }
+
+    const TEST_KEY: &str = "1:qL3mZ7k9X2vB8nW4cT6yR1pQ5sD0fG3hJ7kL9zX2cV4=";
+
+    #[test]
+    fn vault_keys_parse_and_never_show() {
+        let c = Config::from_toml(
+            &format!("{GOOD}\n[vault]\nkeys = [\"{TEST_KEY}\"]\n"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.vault.keys.as_ref().unwrap().versions(), vec![1]);
+        assert!(!format!("{c:?}").contains("qL3mZ7k9"));
+        let two = format!(
+            "{TEST_KEY}, 2:{}",
+            "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWo="
+        );
+        let c = Config::from_toml(GOOD, &env(&[("PADDOCK_VAULT_KEYS", &two)])).unwrap();
+        assert_eq!(c.vault.keys.unwrap().current_version().unwrap(), 2);
+        let e = err_of(GOOD, &[("PADDOCK_VAULT_KEYS", "1:c2hvcnQ=")]);
+        assert!(e.contains("`vault.keys`") && !e.contains("c2hvcnQ"), "{e}");
+        assert!(err_of(GOOD, &[("PADDOCK_VAULT_KEY_FILE", "rel/k")]).contains("vault.key_file"));
+        // outside production, no keys is fine (a development key file or ephemeral key is used)
+        assert!(
+            Config::from_toml(GOOD, &env(&[]))
+                .unwrap()
+                .vault
+                .keys
+                .is_none()
+        );
+    }
+
+    const AGENT: &str = r#"
+[runner]
+enabled = true
+name = "box-1"
+concurrency = 4
+default_agent = "claude"
+[runner.agents.claude]
+image = "paddock/agent-claude:1"
+command = ["claude", "-p", "@{task_file}", "--permission-mode", "acceptEdits"]
+env = { ANTHROPIC_API_KEY = "{handle:anthropic}" }
+egress_hosts = ["registry.npmjs.org"]
+write_hosts = ["api.anthropic.com"]
+credentials = [{ name = "anthropic", secret = "anthropic-key", hosts = ["api.anthropic.com"], headers = ["x-api-key"] }]
+timeout_secs = 600
+max_tokens = 100000
+max_requests = 500
+"#;
+
+    #[test]
+    fn runner_defaults_and_overrides() {
+        let c = Config::from_toml(GOOD, &env(&[])).unwrap();
+        let r = &c.runner;
+        assert!(!r.enabled);
+        assert!(r.name.starts_with("runner-"));
+        assert_eq!((r.workspace.as_str(), r.concurrency), ("default", 1));
+        assert_eq!(r.state_dir, std::path::PathBuf::from("/var/lib/paddock"));
+        assert_eq!(
+            (r.lease_secs, r.heartbeat_secs, r.grace_secs, r.poll_ms),
+            (900, 30, 30, 2000)
+        );
+        assert!(!r.allow_local_repos);
+        assert_eq!(r.default_agent, "script");
+        let c = Config::from_toml(
+            GOOD,
+            &env(&[
+                ("PADDOCK_RUNNER", "1"),
+                ("PADDOCK_RUNNER_CONCURRENCY", "3"),
+                ("PADDOCK_RUNNER_STATE_DIR", "/srv/p"),
+                ("PADDOCK_RUNNER_ALLOW_LOCAL_REPOS", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.runner.enabled && c.runner.allow_local_repos);
+        assert_eq!(c.runner.concurrency, 3);
+        let c = Config::from_toml(&format!("{GOOD}{AGENT}"), &env(&[])).unwrap();
+        let a = &c.runner.agents["claude"];
+        assert_eq!(c.runner.name, "box-1");
+        assert_eq!(a.command[2], "@{task_file}");
+        assert_eq!(a.credentials[0].secret, "anthropic-key");
+        assert_eq!(a.env["ANTHROPIC_API_KEY"], "{handle:anthropic}");
+    }
+
+    #[test]
+    fn runner_errors_name_the_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("PADDOCK_RUNNER_CONCURRENCY", "0")], "runner.concurrency"),
+            (
+                &[("PADDOCK_RUNNER_CONCURRENCY", "33")],
+                "runner.concurrency",
+            ),
+            (
+                &[("PADDOCK_RUNNER_HEARTBEAT_SECS", "450")],
+                "runner.heartbeat_secs",
+            ),
+            (
+                &[("PADDOCK_RUNNER_STATE_DIR", "rel/dir")],
+                "runner.state_dir",
+            ),
+            (&[("PADDOCK_RUNNER_NAME", "a b")], "runner.name"),
+            (
+                &[("PADDOCK_RUNNER_DEFAULT_AGENT", "nope")],
+                "runner.default_agent",
+            ),
+            (&[("PADDOCK_RUNNER_POLL_MS", "x")], "PADDOCK_RUNNER_POLL_MS"),
+            (&[("PADDOCK_RUNNER", "maybe")], "PADDOCK_RUNNER"),
+        ];
+        for (e, key) in cases {
+            assert!(err_of(GOOD, e).contains(key), "{key}");
+        }
+        let bad_agents = [
+            ("@{task_file}", r"@\u0000", "runner.agents.command"),
+            ("{handle:anthropic}", "{handle:other}", "runner.agents.env"),
+            ("ANTHROPIC_API_KEY =", "HTTPS_PROXY =", "runner.agents.env"),
+            (
+                r#""api.anthropic.com"]
+credentials"#,
+                r#""http://x/"]
+credentials"#,
+                "runner.agents.write_hosts",
+            ),
+            (
+                r#"headers = ["x-api-key"]"#,
+                "headers = []",
+                "runner.agents.credentials",
+            ),
+            (
+                "timeout_secs = 600",
+                "timeout_secs = 0",
+                "runner.agents.timeout_secs",
+            ),
+            (
+                "max_tokens = 100000",
+                "max_tokens = 0",
+                "runner.agents.max_tokens",
+            ),
+            (
+                r#"image = "paddock/agent-claude:1""#,
+                r#"image = """#,
+                "runner.agents.image",
+            ),
+            (
+                "max_requests = 500",
+                "max_requests = 500\nbogus = 1",
+                "bogus",
+            ),
+        ];
+        for (from, to, key) in bad_agents {
+            let text = format!("{GOOD}{}", AGENT.replacen(from, to, 1));
+            assert!(
+                err_of(&text, &[]).contains(key),
+                "{to}: {}",
+                err_of(&text, &[])
+            );
+        }
     }
 
     #[test]

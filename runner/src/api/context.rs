@@ -135,6 +135,15 @@ pub fn redact_body(bytes: &[u8]) -> String {
     }
 }
 
+/// The audit body of a request: a secret write records only its size, anything else goes
+/// through [`redact_body`].
+pub fn audit_body(path: &str, bytes: &[u8]) -> String {
+    if path.starts_with("/api/v1/secrets") {
+        return format!("<{} bytes, secret value withheld>", bytes.len());
+    }
+    redact_body(bytes)
+}
+
 fn set_security_headers(config: &Config, h: &mut HeaderMap, request_id: &str) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -325,7 +334,7 @@ async fn audit(
         resource: path.chars().take(512).collect(),
         outcome,
         request_id: ctx.request_id.clone(),
-        body: redact_body(body),
+        body: audit_body(path, body),
     };
     if let Err(e) = state.store.append_audit(&event).await {
         tracing::error!(request_id = %ctx.request_id, error = ?e, "audit append failed");

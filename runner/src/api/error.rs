@@ -72,6 +72,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
+            StoreError::Invalid(d) => ApiError::invalid(d),
+            StoreError::Vault(crate::vault::VaultError::BadValue) => {
+                ApiError::invalid(crate::vault::VaultError::BadValue.to_string())
+            }
             other => {
                 // The database error stays in the server log, never in the response.
                 tracing::error!(error = ?other, "store error");

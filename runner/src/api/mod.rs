@@ -9,19 +9,23 @@ pub mod issues;
 pub mod openapi;
 pub mod principal;
 pub mod ratelimit;
+pub mod repos;
 pub mod runners;
+pub mod secrets;
 pub mod validate;
+pub mod workspace;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
 use crate::store::Store;
+use crate::vault::KeyRing;
 use error::ApiError;
 
 /// Shared state of every handler.
@@ -34,12 +38,26 @@ pub struct AppState {
     pub replay: Arc<Mutex<HashMap<String, i64>>>,
     /// Request tasks (handler + audit line), awaited at shutdown so none is cut short.
     pub tasks: tokio_util::task::TaskTracker,
+    /// The key ring sealing stored secrets; `None` when it could not be loaded (the secret
+    /// routes then answer 503; production configs always carry one).
+    pub vault: Option<Arc<KeyRing>>,
 }
 
 impl AppState {
-    /// State over `store` and `config`.
+    /// State over `store` and `config`; the key ring comes from `KeyRing::from_config`.
     pub fn new(store: Store, config: Config) -> AppState {
+        let vault = match KeyRing::from_config(&config) {
+            Ok((ring, source)) => {
+                tracing::info!(versions = ?ring.versions(), source = ?source, "vault key ring loaded");
+                Some(Arc::new(ring))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "vault key ring unavailable; secret routes will answer 503");
+                None
+            }
+        };
         AppState {
+            vault,
             store,
             config: Arc::new(config),
             limits: Arc::new(ratelimit::RateLimiter::default()),
@@ -91,7 +109,13 @@ fn cors(config: &Config) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_credentials(true)
-            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers([
                 HeaderName::from_static("content-type"),
                 HeaderName::from_static("x-api-key"),
@@ -131,6 +155,17 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(issues::get_run))
         .route("/runners", get(runners::list))
         .route("/runners/heartbeat", post(runners::heartbeat))
+        .route("/repos", get(repos::list).post(repos::create))
+        .route(
+            "/repos/{id}",
+            get(repos::get).patch(repos::update).delete(repos::delete),
+        )
+        .route("/secrets", get(secrets::list))
+        .route("/secrets/{name}", put(secrets::put).delete(secrets::delete))
+        .route(
+            "/workspace/kill-switch",
+            get(workspace::get).post(workspace::set),
+        )
         .route("/feedback", post(feedback::post))
         .route("/openapi.json", get(openapi::handler));
     let mut app = Router::new()

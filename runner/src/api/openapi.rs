@@ -34,6 +34,15 @@ const ISSUE_BODY: &[(&str, &str, bool)] = &[
     ("state", "string", false),
 ];
 
+const REPO_BODY: &[(&str, &str, bool)] = &[
+    ("name", "string", true),
+    ("url", "string", true),
+    ("default_branch", "string", false),
+    ("credential", "string", false),
+    ("ssh_known_hosts", "string", false),
+    ("branch_prefix", "string", false),
+];
+
 /// Every route of `/api/v1`.
 pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
@@ -213,6 +222,82 @@ pub const ROUTES: &[RouteDoc] = &[
         body: &[],
     },
     RouteDoc {
+        method: "get",
+        path: "/repos",
+        summary: "Registered repositories (admins, maintainers)",
+        access: Access::Person,
+        body: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/repos",
+        summary: "Register a repository: ssh:// or user@host:path with pinned host keys, or https://",
+        access: Access::Person,
+        body: REPO_BODY,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/repos/{id}",
+        summary: "One repository",
+        access: Access::Person,
+        body: &[],
+    },
+    RouteDoc {
+        method: "patch",
+        path: "/repos/{id}",
+        summary: "Change a repository (null clears credential or ssh_known_hosts)",
+        access: Access::Person,
+        body: &[
+            ("url", "string", false),
+            ("default_branch", "string", false),
+            ("credential", "string", false),
+            ("ssh_known_hosts", "string", false),
+            ("branch_prefix", "string", false),
+        ],
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/repos/{id}",
+        summary: "Remove a repository",
+        access: Access::Person,
+        body: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/secrets",
+        summary: "Names of the workspace's sealed secrets (never values)",
+        access: Access::Person,
+        body: &[],
+    },
+    RouteDoc {
+        method: "put",
+        path: "/secrets/{name}",
+        summary: "Seal and store a secret value (write-only; no route returns it)",
+        access: Access::Person,
+        body: &[("value", "string", true)],
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/secrets/{name}",
+        summary: "Delete a secret (409 while a repository uses it)",
+        access: Access::Person,
+        body: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/workspace/kill-switch",
+        summary: "Whether runs of the workspace are paused",
+        access: Access::Member,
+        body: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/workspace/kill-switch",
+        summary: "Pause (stop every run, claim nothing) or resume the workspace's runs",
+        access: Access::Person,
+        body: &[("paused", "boolean", true)],
+    },
+    RouteDoc {
         method: "post",
         path: "/feedback",
         summary: "Public feedback: a feedback issue in the backlog (rate limited, optionally signed)",
@@ -252,6 +337,9 @@ pub fn document() -> Value {
         op["x-paddock-access"] = json!(format!("{:?}", r.access).to_lowercase());
         if r.path.contains("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}]);
+        }
+        if r.path.contains("{name}") {
+            op["parameters"] = json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$"}}]);
         }
         if !r.body.is_empty() {
             let mut props = Map::new();

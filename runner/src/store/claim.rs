@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::issues::{ISSUE_COLS, Issue};
+use super::runs::{RunRecord, RunResult};
 use super::{Backend, Store, StoreError, StoreResult, now_ms};
 use crate::lifecycle::State;
 
@@ -39,7 +40,12 @@ pub struct RunnerRow {
 
 /// The claim: one conditional UPDATE that takes the best todo issue (priority, then age) of the
 /// workspace. The outer `state = 'todo'` re-check makes a lost race update zero rows instead of
-/// claiming twice; on PostgreSQL `SKIP LOCKED` sends concurrent claimers to different rows.
+/// claiming twice; on PostgreSQL `SKIP LOCKED` sends concurrent claimers to different rows. A
+/// workspace whose kill switch is set (`runs_paused`) yields nothing, inside the same statement.
+/// True while the kill switch of workspace `$4` is off.
+const NOT_PAUSED: &str =
+    "NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = $4 AND w.runs_paused <> 0)";
+
 fn claim_sql(backend: Backend) -> String {
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -49,6 +55,7 @@ fn claim_sql(backend: Backend) -> String {
         "UPDATE issues SET state = 'in_progress', claimed_by = $1, lease_expires_at = $2, \
          attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM issues WHERE workspace_id = $4 AND state = 'todo' \
+                     AND {NOT_PAUSED} \
                      ORDER BY priority DESC, created_at, id LIMIT 1{lock}) \
            AND state = 'todo' RETURNING {ISSUE_COLS}"
     )
@@ -150,7 +157,8 @@ impl Store {
 
     async fn has_todo(&self, workspace_id: i64) -> StoreResult<bool> {
         let r: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM issues WHERE workspace_id = $1 AND state = 'todo' LIMIT 1",
+            "SELECT id FROM issues WHERE workspace_id = $1 AND state = 'todo' AND NOT EXISTS \
+             (SELECT 1 FROM workspaces w WHERE w.id = $1 AND w.runs_paused <> 0) LIMIT 1",
         )
         .bind(workspace_id)
         .fetch_optional(self.pool())
@@ -191,7 +199,8 @@ impl Store {
     }
 
     /// Ends the current run of issue `id` held by `runner` and moves the issue to `to`
-    /// (todo = release, in_review = submit, blocked = agent asked a question).
+    /// (todo = release, in_review = submit, blocked = agent asked a question). The run's outcome
+    /// is `pushed`, `blocked` or `released`; `finish_run` records the full facts instead.
     pub async fn finish_claim(
         &self,
         workspace_id: i64,
@@ -201,28 +210,22 @@ impl Store {
         log: &str,
         branch: Option<&str>,
     ) -> StoreResult<Issue> {
-        let issue = self
-            .set_state(workspace_id, id, State::InProgress, to, Some(runner), None)
-            .await?;
-        let run_state = match to {
-            State::InReview => "succeeded",
+        let outcome = match to {
+            State::InReview => "pushed",
             State::Blocked => "blocked",
             _ => "released",
         };
-        sqlx::query(
-            "UPDATE runs SET state = $1, log = $2, branch = $3, finished_at = $4 \
-             WHERE issue_id = $5 AND workspace_id = $6 AND runner_name = $7 AND state = 'running'",
-        )
-        .bind(run_state)
-        .bind(log.to_string())
-        .bind(branch.map(str::to_string))
-        .bind(now_ms())
-        .bind(id)
-        .bind(workspace_id)
-        .bind(runner.to_string())
-        .execute(self.pool())
-        .await?;
-        Ok(issue)
+        let rec = RunRecord {
+            state: to,
+            log: log.to_string(),
+            branch: branch.map(str::to_string),
+            result: RunResult {
+                outcome: outcome.into(),
+                ..Default::default()
+            },
+        };
+        self.finish_current_run(workspace_id, id, runner, &rec)
+            .await
     }
 
     /// One reaper pass over every workspace: expired leases go back to todo, or to blocked with a

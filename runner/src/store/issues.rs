@@ -125,10 +125,18 @@ pub struct Run {
     pub branch: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub exit_status: Option<i64>,
+    pub commit_id: Option<String>,
+    pub diff_stat: Option<String>,
+    /// The proxy's summary (JSON text).
+    pub egress: Option<String>,
+    pub agent_ms: Option<i64>,
+    pub total_ms: Option<i64>,
 }
 
-const RUN_COLS: &str =
-    "id, issue_id, runner_name, attempt, state, feedback, branch, started_at, finished_at";
+const RUN_COLS: &str = "id, issue_id, runner_name, attempt, state, feedback, branch, started_at, finished_at, \
+     outcome, exit_status, commit_id, diff_stat, egress, agent_ms, total_ms";
 
 /// A run with its log.
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +144,13 @@ pub struct RunWithLog {
     #[serde(flatten)]
     pub run: Run,
     pub log: String,
+}
+
+impl std::ops::Deref for RunWithLog {
+    type Target = Run;
+    fn deref(&self) -> &Run {
+        &self.run
+    }
 }
 
 /// Optional field changes for an issue (title, body, priority, tags).

@@ -3,7 +3,16 @@
 pub mod audit;
 pub mod claim;
 pub mod issues;
+pub mod repos;
+pub mod runs;
+pub mod secrets;
 pub mod users;
+pub mod workspace;
+
+pub use issues::Issue;
+pub use repos::{NewRepo, Repo, RepoPatch};
+pub use runs::{RunRecord, RunResult};
+pub use secrets::{RotateReport, SecretMeta};
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -30,6 +39,10 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("vault: {0}")]
+    Vault(#[from] crate::vault::VaultError),
     #[error("invalid database_url: {0}")]
     Url(String),
     #[error("cannot create the database directory: {0}")]

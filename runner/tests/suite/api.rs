@@ -16,7 +16,10 @@ async fn routes_and_openapi(s: Server) {
     assert_eq!(doc["openapi"], "3.1.0");
     // Every documented route is served (no "no such route", no 405) — the document matches the code.
     for r in paddock::api::openapi::ROUTES {
-        let path = format!("/api/v1{}", r.path.replace("{id}", "1"));
+        let path = format!(
+            "/api/v1{}",
+            r.path.replace("{id}", "1").replace("{name}", "x")
+        );
         assert!(doc["paths"][format!("/api/v1{}", r.path)][r.method].is_object());
         let resp = s.send(&r.method.to_uppercase(), &path, &[], None).await;
         assert_ne!(resp.status, 405, "{} {path}", r.method);

@@ -486,6 +486,7 @@ async fn sqlite_and_postgres_schemas_match() {
         "runners",
         "audit_events",
         "security_events",
+        "secrets",
     ] {
         assert!(pg_cols.iter().any(|(tt, _)| tt == t), "missing table {t}");
     }
