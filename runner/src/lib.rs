@@ -6,11 +6,16 @@
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod bench_runner;
 pub mod config;
+pub mod demo;
 pub mod git;
+pub mod images;
 pub mod lifecycle;
 pub mod listener;
 pub mod sandbox;
 pub mod sandbox_cli;
 pub mod server;
 pub mod store;
+pub mod vault;
+pub mod worker;

@@ -1,7 +1,7 @@
 //! The `paddock` binary.
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -10,8 +10,12 @@ use clap::{Args, Parser, Subcommand};
 use paddock::auth::secrets;
 use paddock::config::{Config, ProcessEnv};
 use paddock::lifecycle::{Role, State};
+use paddock::store::NewRepo;
 use paddock::store::Store;
 use paddock::store::issues::{IssueFilter, NewIssue};
+use paddock::vault::keyfile::KeySource;
+use paddock::vault::{KeyRing, MAX_SECRET_BYTES};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -56,12 +60,40 @@ enum Cmd {
     /// Check the audit ledger's hash chain.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Sealed secrets of a workspace (values are read from stdin and never printed).
+    #[command(subcommand)]
+    Secret(SecretCmd),
+    /// Repositories the runner works on.
+    #[command(subcommand)]
+    Repo(RepoCmd),
+    /// The vault key ring.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// The workspace kill switch.
+    #[command(subcommand)]
+    Runs(RunsCmd),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
     /// Run commands in the agent sandbox.
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    /// The main job on embedded defaults: SQLite in a temporary directory, a local git server
+    /// with a sample project, one issue, the sandboxed `script` agent; prints the pushed branch.
+    Demo {
+        /// Directory for the demo's files (default: a fresh temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Agent image.
+        #[arg(long, default_value = "paddock/agent:latest")]
+        image: String,
+        /// Longest wait for the run, seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Build the sandbox images (from Debian packages; unchanged images are skipped).
+    #[command(subcommand)]
+    Images(paddock::images::ImagesCmd),
 }
 
 #[derive(Subcommand)]
@@ -184,6 +216,93 @@ enum IssueCmd {
 }
 
 #[derive(Subcommand)]
+enum SecretCmd {
+    /// Seal the value read from stdin as NAME (a one-line value loses its line ending).
+    Set {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        name: String,
+    },
+    /// Secret names, key versions and dates.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Delete a secret (refused while a repository uses it).
+    Rm {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepoCmd {
+    /// Register a repository.
+    Add {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        name: String,
+        /// ssh://…, user@host:path or https://… (a local path only with runner.allow_local_repos).
+        url: String,
+        #[arg(long, default_value = "main")]
+        default_branch: String,
+        /// Name of the secret holding the deploy key (SSH) or token (HTTPS, `user:token` or token).
+        #[arg(long)]
+        credential: Option<String>,
+        /// File of pinned SSH host keys (OpenSSH known_hosts lines); required for SSH URLs.
+        #[arg(long)]
+        known_hosts: Option<PathBuf>,
+        #[arg(long, default_value = "paddock/")]
+        branch_prefix: String,
+    },
+    /// Registered repositories as JSON lines.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Re-seal every secret under the newest key of the ring (online; safe to repeat).
+    Rotate(DbArgs),
+    /// Print a new random key entry `<version>:<base64>` to add to vault.keys.
+    Generate {
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        version: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCmd {
+    /// Set the kill switch: no claims, and runners stop the workspace's live runs.
+    Pause {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Clear the kill switch.
+    Resume {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// Recompute every hash of the audit chain.
     Verify(DbArgs),
@@ -202,6 +321,16 @@ enum BenchCmd {
         /// Run each claimer as a separate process instead of a task.
         #[arg(long)]
         processes: bool,
+    },
+    /// Paddock's own overhead per issue (claim → branch pushed, minus the agent's time), over
+    /// N issues with the `script` agent in the real sandbox and a local git server.
+    Runner {
+        /// Issues to run.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Agent image.
+        #[arg(long, default_value = "paddock/agent:latest")]
+        image: String,
     },
     /// One claimer process (used by `bench claim --processes` and the tests): claims until nothing
     /// is left and prints one claimed issue id per line.
@@ -225,15 +354,74 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config> {
     Ok(Config::load(path.map(PathBuf::as_path), &ProcessEnv)?)
 }
 
-async fn open(db: &DbArgs) -> Result<Store> {
-    let url = match &db.database_url {
+fn database_url(db: &DbArgs) -> Result<String> {
+    Ok(match &db.database_url {
         Some(u) => u.clone(),
         None => match &db.config {
             Some(_) => load_config(db.config.as_ref())?.database_url,
             None => std::env::var("PADDOCK_DATABASE_URL")
                 .context("give --database-url, --config FILE, or PADDOCK_DATABASE_URL")?,
         },
+    })
+}
+
+/// The key ring: from the config file when given, else from PADDOCK_VAULT_* (or the development
+/// key file beside a SQLite database). An ephemeral key is refused: it would die with the tool.
+fn key_ring(db: &DbArgs) -> Result<KeyRing> {
+    let (ring, source) = match &db.config {
+        Some(_) => KeyRing::from_config(&load_config(db.config.as_ref())?)?,
+        None => KeyRing::from_env(&ProcessEnv, &database_url(db)?)?,
     };
+    if source == KeySource::Ephemeral {
+        bail!("no vault key ring: set [vault] keys or PADDOCK_VAULT_KEYS");
+    }
+    Ok(ring)
+}
+
+/// Whether local repository paths are allowed (runner.allow_local_repos).
+fn allow_local(db: &DbArgs) -> Result<bool> {
+    match &db.config {
+        Some(_) => Ok(load_config(db.config.as_ref())?.runner.allow_local_repos),
+        None => Ok(std::env::var("PADDOCK_RUNNER_ALLOW_LOCAL_REPOS")
+            .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))),
+    }
+}
+
+async fn workspace_id(store: &Store, name: &str) -> Result<i64> {
+    Ok(store
+        .workspace_by_name(name)
+        .await?
+        .with_context(|| format!("no workspace named {name}"))?
+        .id)
+}
+
+/// A secret value from stdin: bounded; a single line loses its line ending, anything longer
+/// (an SSH key) is kept byte for byte.
+fn read_secret() -> Result<Zeroizing<String>> {
+    let mut buf = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .lock()
+        .take(u64::try_from(MAX_SECRET_BYTES).unwrap_or(u64::MAX) + 3)
+        .read_to_end(&mut buf)
+        .context("cannot read the secret from stdin")?;
+    let text = Zeroizing::new(
+        String::from_utf8(std::mem::take(&mut *buf))
+            .map_err(|_| anyhow::anyhow!("the secret is not UTF-8 text"))?,
+    );
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    let value = if trimmed.contains('\n') {
+        text.to_string()
+    } else {
+        trimmed.to_string()
+    };
+    if value.is_empty() {
+        bail!("no secret on stdin");
+    }
+    Ok(Zeroizing::new(value))
+}
+
+async fn open(db: &DbArgs) -> Result<Store> {
+    let url = database_url(db)?;
     let store = Store::connect(&url, 4)
         .await
         .context("cannot open the database")?;
@@ -417,6 +605,111 @@ async fn main() -> Result<()> {
                 }
             }
         }
+        Cmd::Secret(SecretCmd::Set {
+            db,
+            workspace,
+            name,
+        }) => {
+            let ring = key_ring(&db)?;
+            let value = read_secret()?;
+            let store = open(&db).await?;
+            let ws = workspace_id(&store, &workspace).await?;
+            let meta = store.put_secret(&ring, ws, &name, &value).await?;
+            println!(
+                "secret {} sealed under key version {}",
+                meta.name, meta.key_version
+            );
+        }
+        Cmd::Secret(SecretCmd::List { db, workspace }) => {
+            let store = open(&db).await?;
+            let ws = workspace_id(&store, &workspace).await?;
+            let mut out = std::io::stdout().lock();
+            for m in store.list_secrets(ws).await? {
+                writeln!(out, "{}", serde_json::to_string(&m)?)?;
+            }
+        }
+        Cmd::Secret(SecretCmd::Rm {
+            db,
+            workspace,
+            name,
+        }) => {
+            let store = open(&db).await?;
+            let ws = workspace_id(&store, &workspace).await?;
+            store.delete_secret(ws, &name).await?;
+            println!("secret {name} deleted");
+        }
+        Cmd::Repo(RepoCmd::Add {
+            db,
+            workspace,
+            name,
+            url,
+            default_branch,
+            credential,
+            known_hosts,
+            branch_prefix,
+        }) => {
+            let ssh_known_hosts = match known_hosts {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let local = allow_local(&db)?;
+            let store = open(&db).await?;
+            let ws = workspace_id(&store, &workspace).await?;
+            let repo = store
+                .create_repo_allowing_local(
+                    ws,
+                    &NewRepo {
+                        name,
+                        url,
+                        default_branch,
+                        credential,
+                        ssh_known_hosts,
+                        branch_prefix,
+                    },
+                    local,
+                )
+                .await?;
+            println!("repository {} registered (id {})", repo.name, repo.id);
+        }
+        Cmd::Repo(RepoCmd::List { db, workspace }) => {
+            let store = open(&db).await?;
+            let ws = workspace_id(&store, &workspace).await?;
+            let mut out = std::io::stdout().lock();
+            for r in store.list_repos(ws).await? {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            }
+        }
+        Cmd::Keys(KeysCmd::Rotate(db)) => {
+            let ring = key_ring(&db)?;
+            let store = open(&db).await?;
+            let r = store.rotate_secrets(&ring).await?;
+            println!(
+                "rotation done: current key version {}, {} re-sealed, {} changed meanwhile",
+                r.current_version, r.resealed, r.skipped
+            );
+            for (v, n) in store.secret_key_versions().await? {
+                println!("key version {v}: {n} secrets");
+            }
+        }
+        Cmd::Keys(KeysCmd::Generate { version }) => {
+            let entry = KeyRing::generate_entry(version);
+            println!("{}", entry.as_str());
+        }
+        Cmd::Runs(RunsCmd::Pause { db, workspace }) => {
+            let store = open(&db).await?;
+            let ws = workspace_id(&store, &workspace).await?;
+            store.set_runs_paused(ws, true).await?;
+            println!("runs of workspace {workspace} paused: nothing is claimed, live runs stop");
+        }
+        Cmd::Runs(RunsCmd::Resume { db, workspace }) => {
+            let store = open(&db).await?;
+            let ws = workspace_id(&store, &workspace).await?;
+            store.set_runs_paused(ws, false).await?;
+            println!("runs of workspace {workspace} resumed");
+        }
         Cmd::Sandbox(SandboxCmd::Run {
             image,
             workspace,
@@ -447,6 +740,29 @@ async fn main() -> Result<()> {
                 }
             };
             std::process::exit(i32::from(code));
+        }
+        Cmd::Demo {
+            dir,
+            image,
+            timeout,
+        } => {
+            let opts = paddock::demo::DemoOptions {
+                dir,
+                image,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            let mut out = std::io::stdout();
+            let report = paddock::demo::run(opts, &mut out).await?;
+            writeln!(out, "\nfiles of this demo: {}", report.dir.display())?;
+        }
+        Cmd::Images(cmd) => paddock::images::run(cmd).await?,
+        Cmd::Bench(BenchCmd::Runner { runs, image }) => {
+            let dir =
+                std::env::temp_dir().join(format!("paddock-bench-runner-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let report = paddock::bench_runner::run(&dir, runs.max(1), &image).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            report?.print(&mut std::io::stdout());
         }
         Cmd::Bench(BenchCmd::Claim {
             database_url,

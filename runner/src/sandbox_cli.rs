@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use paddock_policy::control::RegisterRun;
 use paddock_policy::sandbox::SandboxProfile;
+use paddock_policy::{BudgetConfig, PolicyConfig};
+use rand::Rng as _;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::sandbox::proxy::{EgressContainer, EgressError, EgressSettings};
+use crate::sandbox::proxy::{EgressContainer, EgressError, EgressSettings, RunEgress};
 use crate::sandbox::{
     DockerEngine, Engine, EngineError, Launcher, OutputSink, RunSpec, SandboxError,
 };
@@ -49,9 +52,16 @@ pub struct SandboxRun {
     pub egress: EgressSettings,
 }
 
+/// The handles of a hand-started run live this long at most (the run is revoked at its end).
+const SANDBOX_TTL_SECS: u64 = 24 * 3600;
+
 /// Runs the command; returns the process exit status (the command's, 124 on timeout, 125 when
 /// the sandbox could not run it, 128+signal when SIGINT or SIGTERM stopped it, after its
 /// container was removed).
+///
+/// The run is registered at the proxy as `sbx-<random>` with the default policy (reads to
+/// public hosts, no writes, no tunnels) and no credentials; it is revoked when the command
+/// ends, whatever the outcome.
 pub async fn sandbox_run(
     req: SandboxRun,
     sink: &mut dyn OutputSink,
@@ -59,7 +69,30 @@ pub async fn sandbox_run(
     let engine = DockerEngine::connect_local()?;
     engine.ping().await?;
     let egress = EgressContainer::ensure(&engine, &req.egress).await?;
-    let task = egress.run_dir.join("task.md");
+    let proxy_run = format!("sbx-{:016x}", rand::thread_rng().r#gen::<u64>());
+    let reg = egress
+        .register(RegisterRun {
+            run: proxy_run.clone(),
+            policy: PolicyConfig::default(),
+            credentials: Vec::new(),
+            budget: BudgetConfig::default(),
+            ttl_secs: SANDBOX_TTL_SECS,
+        })
+        .await?;
+    let result = run_registered(engine, req, &reg, sink).await;
+    if let Err(e) = egress.revoke(&proxy_run).await {
+        tracing::warn!(run = %proxy_run, error = %e, "could not revoke the run at the proxy");
+    }
+    result
+}
+
+async fn run_registered(
+    engine: DockerEngine,
+    req: SandboxRun,
+    reg: &RunEgress,
+    sink: &mut dyn OutputSink,
+) -> Result<u8, SandboxRunError> {
+    let task = reg.run_dir.join("task.md");
     if !task.exists() {
         std::fs::write(&task, TASK_PLACEHOLDER)?;
     }
@@ -69,7 +102,7 @@ pub async fn sandbox_run(
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     let run_id = format!("sandbox-{}-{nanos}", std::process::id());
-    let mut spec = RunSpec::new(run_id, req.image, req.command, egress.run_dir);
+    let mut spec = RunSpec::new(run_id, req.image, req.command, reg.run_dir.clone());
     spec.timeout = req.timeout;
     if let Some(dir) = &req.workspace {
         spec.workspace = Some(crate::sandbox::workspace::pack_dir(dir)?);

@@ -1,14 +1,17 @@
-//! `paddock serve`: the store, the reaper, and the HTTP listener.
+//! `paddock serve`: the store, the reaper, the HTTP listener, and the runner loop when enabled.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, router};
 use crate::config::{Config, redact_url};
 use crate::listener::GuardedListener;
 use crate::store::{Store, StoreError};
+use crate::worker::{StoreSources, Worker, WorkerConfig};
 
 /// Why the server stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,8 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("runner: {0}")]
+    Runner(String),
 }
 
 /// Logs as JSON lines to stderr; `RUST_LOG` filters.
@@ -80,13 +85,41 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Starts the runner loop when `runner.enabled`: fails closed (the server does not start) when
+/// Docker, the proxy or the runner's configuration is not usable.
+async fn start_runner(
+    state: &AppState,
+    stop: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    if !state.config.runner.enabled {
+        return Ok(None);
+    }
+    let runner_err = |e: &dyn std::fmt::Display| ServeError::Runner(e.to_string());
+    let cfg = WorkerConfig::from_config(&state.config).map_err(|e| runner_err(&e))?;
+    let (ring, _) =
+        crate::vault::KeyRing::from_config(&state.config).map_err(|e| runner_err(&e))?;
+    let sources = Arc::new(StoreSources::new(state.store.clone(), Arc::new(ring)));
+    let worker = Worker::prepare(cfg, state.store.clone(), sources.clone(), sources)
+        .await
+        .map_err(|e| runner_err(&e))?;
+    Ok(Some(tokio::spawn(worker.run(stop))))
+}
+
 /// Serves on an already-bound listener until `shutdown` resolves, then lets in-flight requests
-/// (and their audit lines) finish.
+/// (and their audit lines) finish and the runner loop drain.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let stop = CancellationToken::new();
+    let runner = start_runner(&state, stop.clone()).await?;
+    let stop_on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_on_signal.cancel();
+    });
+    let shutdown = stop.clone().cancelled_owned();
     let reaper = spawn_reaper(&state);
     let tasks = state.tasks.clone();
     let max = state.config.http.max_connections;
@@ -100,6 +133,11 @@ pub async fn serve_on(
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    stop.cancel();
+    if let Some(r) = runner {
+        // The runner drains on its own grace period and then stops what is left.
+        let _ = r.await;
+    }
     reaper.abort();
     tasks.close();
     if tokio::time::timeout(Duration::from_secs(20), tasks.wait())

@@ -1,23 +1,28 @@
 //! The egress proxy container: one hardened `paddock-egress` kept running on its own bridge
-//! network, listening on a Unix socket in a host directory that sandboxes mount read-only.
+//! network, and the client of its control socket (register a run, read its totals, revoke it).
 //!
 //! Layout under the state directory (default `/run/paddock/egress`):
-//! `config/egress.toml` (mounted read-only into the proxy) and `sock/<run>/proxy.sock` (the
-//! `sock` tree is the proxy's only writable mount). For now one run directory, `default`, with
-//! the default policy serves every sandbox. A run directory doubles as the sandbox's `/paddock`
-//! mount, so the agent's relay finds `proxy.sock` there.
+//! * `config/` — `egress.toml`, mounted read-only into the proxy;
+//! * `sock/` — the runs directory (rw, the proxy's uid): each registered run gets
+//!   `sock/<run>/proxy.sock` and `sock/<run>/ca.pem`; that one directory is mounted into the
+//!   run's sandbox at `/paddock`, so a sandbox reaches only its own socket;
+//! * `ctl/` — the control socket (mode 0600, the proxy's uid; rw mount). It is never mounted
+//!   into a sandbox: only the runner (root) reaches it.
 //!
-//! Socket access: the proxy creates its socket 0660 as uid 65532; agents run as per-slot uids
-//! (10001+) whose groups cannot be shared with the proxy, so after every start the runner (root)
-//! re-modes the socket 0666. Reaching the socket still needs the path: the `sock` tree is mounted
-//! only into the proxy and, one run directory each, into sandboxes; the socket grants nothing but
-//! the proxy's policy-checked egress.
+//! Optionally a CA bundle file (`EgressSettings::extra_ca_bundle`) is mounted read-only and
+//! trusted by the proxy for upstream TLS beside the public roots (internal mirrors, tests).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use paddock_policy::control::{
+    ControlOp, ControlRequest, ControlResponse, IssuedHandle, MAX_CONTROL_LINE, RUN_CA_NAME,
+    RUN_SOCKET_NAME, RegisterRun, RunTotals, valid_run_id,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -35,8 +40,11 @@ use tracing::info;
 use super::docker::DockerEngine;
 use super::spec::LABEL_MANAGED;
 
-/// Name of the proxy container.
+/// Name of the proxy container of the default state directory (others get a suffix: see
+/// [`EgressSettings::container_name`]).
 pub const EGRESS_CONTAINER: &str = "paddock-egress";
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/run/paddock/egress";
 /// Name of the bridge network that is the proxy's only route out.
 pub const EGRESS_NETWORK: &str = "paddock-egress";
 /// Label naming the role of a Paddock-managed service container.
@@ -45,13 +53,17 @@ pub const LABEL_ROLE: &str = "org.paddock.role";
 pub const LABEL_CONFIG_HASH: &str = "org.paddock.config-hash";
 /// The proxy image's user (see `sandbox-images/images/proxy/Dockerfile`).
 pub const EGRESS_UID: u32 = 65532;
-/// The run directory every sandbox uses until runs are registered one by one.
-pub const DEFAULT_RUN: &str = "default";
 /// Default Docker's embedded DNS on a user-defined network: forwards to the host's resolvers.
 pub const DEFAULT_NAMESERVER: &str = "127.0.0.11:53";
 
+const CONFIG_DIR_IN_CONTAINER: &str = "/etc/paddock";
 const CONFIG_IN_CONTAINER: &str = "/etc/paddock/egress.toml";
 const SOCK_IN_CONTAINER: &str = "/sock";
+const CTL_IN_CONTAINER: &str = "/ctl";
+const CONTROL_SOCKET: &str = "control.sock";
+const UPSTREAM_CA_IN_CONTAINER: &str = "/etc/paddock-upstream-ca.pem";
+/// Longest wait for one control request (connect, write, answer).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
 const MEMORY_BYTES: i64 = 256 * 1024 * 1024;
 const PIDS_LIMIT: i64 = 256;
 const READY_WAIT: Duration = Duration::from_secs(20);
@@ -78,6 +90,24 @@ pub enum EgressError {
     /// The proxy did not come up.
     #[error("egress proxy: {0}")]
     NotReady(String),
+    /// The proxy refused a control request.
+    #[error("egress proxy: {op} refused ({code}): {message}")]
+    Refused {
+        /// The request.
+        op: &'static str,
+        /// The proxy's error code (`run_exists`, `unknown_run`, `bad_policy`, ...).
+        code: String,
+        /// The proxy's message (never holds a secret).
+        message: String,
+    },
+    /// The control socket failed or answered something unexpected.
+    #[error("egress proxy: control {op}: {why}")]
+    Control {
+        /// The request.
+        op: &'static str,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 /// How the proxy container is set up.
@@ -89,14 +119,18 @@ pub struct EgressSettings {
     pub state_dir: PathBuf,
     /// Nameservers the proxy resolves with (`ip:port`).
     pub nameservers: Vec<std::net::SocketAddr>,
+    /// A PEM bundle of extra CAs the proxy trusts for upstream TLS besides the public roots
+    /// (mounted read-only; certificate and name checks stay on).
+    pub extra_ca_bundle: Option<PathBuf>,
 }
 
 impl Default for EgressSettings {
     fn default() -> Self {
         Self {
             image: "paddock/egress:latest".into(),
-            state_dir: PathBuf::from("/run/paddock/egress"),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             nameservers: DEFAULT_NAMESERVER.parse().into_iter().collect(),
+            extra_ca_bundle: None,
         }
     }
 }
@@ -106,11 +140,39 @@ impl EgressSettings {
         self.state_dir.join("sock")
     }
 
-    fn config_path(&self) -> PathBuf {
-        self.state_dir.join("config").join("egress.toml")
+    fn config_dir(&self) -> PathBuf {
+        self.state_dir.join("config")
     }
 
-    /// The proxy's configuration file text.
+    fn config_path(&self) -> PathBuf {
+        self.config_dir().join("egress.toml")
+    }
+
+    fn ctl_dir(&self) -> PathBuf {
+        self.state_dir.join("ctl")
+    }
+
+    /// The proxy container's name: `paddock-egress` for the default state directory, else
+    /// `paddock-egress-<8 hex of the directory's hash>`, so that two state directories (a test
+    /// suite and a real runner, say) never recreate each other's proxy.
+    #[must_use]
+    pub fn container_name(&self) -> String {
+        if self.state_dir == Path::new(DEFAULT_STATE_DIR) {
+            return EGRESS_CONTAINER.to_owned();
+        }
+        let h = Sha256::digest(self.state_dir.as_os_str().as_encoded_bytes());
+        let hex: String = h.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("{EGRESS_CONTAINER}-{hex}")
+    }
+
+    /// The control socket on the host.
+    #[must_use]
+    pub fn control_socket(&self) -> PathBuf {
+        self.ctl_dir().join(CONTROL_SOCKET)
+    }
+
+    /// The proxy's configuration file text: no listener but the control socket and the runs'
+    /// own sockets.
     #[must_use]
     pub fn config_text(&self) -> String {
         let ns: Vec<String> = self
@@ -118,9 +180,15 @@ impl EgressSettings {
             .iter()
             .map(|n| format!("\"{n}\""))
             .collect();
+        let extra = if self.extra_ca_bundle.is_some() {
+            format!("extra_ca_bundle = \"{UPSTREAM_CA_IN_CONTAINER}\"\n")
+        } else {
+            String::new()
+        };
         format!(
-            "listen_unix = \"{SOCK_IN_CONTAINER}/{DEFAULT_RUN}/proxy.sock\"\n\
-             [resolver]\nnameservers = [{}]\n[audit]\npath = \"-\"\n",
+            "[resolver]\nnameservers = [{}]\n[audit]\npath = \"-\"\n\
+             [tls]\nintercept = false\n{extra}\
+             [control]\nunix = \"{CTL_IN_CONTAINER}/{CONTROL_SOCKET}\"\nruns_dir = \"{SOCK_IN_CONTAINER}\"\n",
             ns.join(", ")
         )
     }
@@ -133,17 +201,39 @@ impl EgressSettings {
         h.update(self.state_dir.to_string_lossy().as_bytes());
         h.update(b"\0");
         h.update(self.config_text().as_bytes());
+        if let Some(bundle) = &self.extra_ca_bundle {
+            h.update(b"\0");
+            h.update(bundle.to_string_lossy().as_bytes());
+            // The bundle's content: a changed CA file restarts the proxy to load it.
+            h.update(b"\0");
+            h.update(std::fs::read(bundle).unwrap_or_default());
+        }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
-/// The running proxy, as far as sandboxes are concerned.
+/// The running proxy and its control socket.
 #[derive(Clone, Debug)]
 pub struct EgressContainer {
     /// The proxy container's id.
     pub container_id: String,
-    /// The run directory (holds `proxy.sock`) a sandbox mounts at `/paddock`.
+    /// The control socket on the host (never mounted into a sandbox).
+    pub control: PathBuf,
+    /// The runs directory on the host: `<runs_dir>/<run>` is a run's directory.
+    pub runs_dir: PathBuf,
+}
+
+/// A run registered at the proxy.
+#[derive(Clone, Debug)]
+pub struct RunEgress {
+    /// The run id at the proxy.
+    pub run: String,
+    /// Host path of the run's directory (`proxy.sock`, `ca.pem`); mount it at `/paddock`.
     pub run_dir: PathBuf,
+    /// The run's CA certificate (PEM), also at `<run_dir>/ca.pem`; the sandbox trusts it.
+    pub ca_pem: String,
+    /// One opaque handle per credential grant, by grant name (`Debug` hides the handle).
+    pub handles: Vec<IssuedHandle>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EgressError {
@@ -198,9 +288,19 @@ fn bind(source: &Path, target: &str, read_only: bool) -> Result<Mount, EgressErr
     })
 }
 
-/// The proxy's create request: non-root, no capabilities, read-only root, two mounts only.
+/// The proxy's create request: non-root, no capabilities, read-only root; mounts: the config
+/// directory (ro), the runs directory (rw), the control directory (rw) and, when set, the
+/// upstream CA bundle (ro).
 pub fn container_body(settings: &EgressSettings) -> Result<ContainerCreateBody, EgressError> {
     let hash = settings.config_hash();
+    let mut mounts = vec![
+        bind(&settings.config_dir(), CONFIG_DIR_IN_CONTAINER, true)?,
+        bind(&settings.sock_root(), SOCK_IN_CONTAINER, false)?,
+        bind(&settings.ctl_dir(), CTL_IN_CONTAINER, false)?,
+    ];
+    if let Some(bundle) = &settings.extra_ca_bundle {
+        mounts.push(bind(bundle, UPSTREAM_CA_IN_CONTAINER, true)?);
+    }
     Ok(ContainerCreateBody {
         image: Some(settings.image.clone()),
         user: Some(format!("{EGRESS_UID}:{EGRESS_UID}")),
@@ -216,10 +316,7 @@ pub fn container_body(settings: &EgressSettings) -> Result<ContainerCreateBody, 
             privileged: Some(false),
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             readonly_rootfs: Some(true),
-            mounts: Some(vec![
-                bind(&settings.sock_root(), SOCK_IN_CONTAINER, false)?,
-                bind(&settings.config_path(), CONFIG_IN_CONTAINER, true)?,
-            ]),
+            mounts: Some(mounts),
             binds: Some(Vec::new()),
             devices: Some(Vec::new()),
             memory: Some(MEMORY_BYTES),
@@ -244,22 +341,33 @@ pub fn container_body(settings: &EgressSettings) -> Result<ContainerCreateBody, 
     })
 }
 
-fn prepare_host(settings: &EgressSettings) -> Result<PathBuf, EgressError> {
+fn prepare_host(settings: &EgressSettings) -> Result<(), EgressError> {
     let config = settings.config_path();
-    let config_dir = settings.state_dir.join("config");
+    let config_dir = settings.config_dir();
     let sock_root = settings.sock_root();
-    let run_dir = sock_root.join(DEFAULT_RUN);
+    let ctl_dir = settings.ctl_dir();
     std::fs::create_dir_all(&settings.state_dir)
         .map_err(io(format!("create {}", settings.state_dir.display())))?;
+    if let Some(bundle) = &settings.extra_ca_bundle
+        && !bundle.is_file()
+    {
+        return Err(EgressError::Io {
+            what: format!("extra CA bundle {}", bundle.display()),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a file"),
+        });
+    }
     // The state directory itself may be shared (its mode is left alone); these are Paddock's.
-    for d in [&config_dir, &sock_root, &run_dir] {
+    // The runs directory is traversable by agents (each mounts only its own run directory);
+    // the control directory is the proxy's alone.
+    for (d, mode) in [(&config_dir, 0o755), (&sock_root, 0o755), (&ctl_dir, 0o700)] {
         std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode))
             .map_err(io(format!("chmod {}", d.display())))?;
     }
-    // Only the run directory is the proxy's to write (its socket).
-    std::os::unix::fs::chown(&run_dir, Some(EGRESS_UID), Some(EGRESS_UID))
-        .map_err(io(format!("chown {}", run_dir.display())))?;
+    for d in [&sock_root, &ctl_dir] {
+        std::os::unix::fs::chown(d, Some(EGRESS_UID), Some(EGRESS_UID))
+            .map_err(io(format!("chown {}", d.display())))?;
+    }
     let text = settings.config_text();
     if std::fs::read_to_string(&config).ok().as_deref() != Some(text.as_str()) {
         let tmp = config_dir.join("egress.toml.new");
@@ -270,7 +378,7 @@ fn prepare_host(settings: &EgressSettings) -> Result<PathBuf, EgressError> {
             .map_err(io("chmod the config"))?;
         std::fs::rename(&tmp, &config).map_err(io("install the config"))?;
     }
-    Ok(run_dir)
+    Ok(())
 }
 
 async fn ensure_network(engine: &DockerEngine) -> Result<(), EgressError> {
@@ -301,57 +409,85 @@ async fn ensure_network(engine: &DockerEngine) -> Result<(), EgressError> {
     }
 }
 
-/// Waits until the proxy listens and has set its own socket mode, then opens the socket to the
-/// agents' uids.
-async fn open_socket(sock: &Path) -> Result<(), EgressError> {
+/// One request over the control socket: connect, one JSON line out, one line back, all
+/// under [`CONTROL_TIMEOUT`].
+async fn control_request(
+    socket: &Path,
+    op: &'static str,
+    req: &ControlRequest,
+) -> Result<ControlResponse, EgressError> {
+    let fail = |why: String| EgressError::Control { op, why };
+    let mut line = serde_json::to_vec(req).map_err(|e| fail(format!("encode: {e}")))?;
+    line.push(b'\n');
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| fail(format!("connect {}: {e}", socket.display())))?;
+        stream
+            .write_all(&line)
+            .await
+            .map_err(|e| fail(format!("write: {e}")))?;
+        let limit = u64::try_from(MAX_CONTROL_LINE).unwrap_or(u64::MAX);
+        let mut reader = BufReader::new(stream).take(limit);
+        let mut answer = Vec::new();
+        reader
+            .read_until(b'\n', &mut answer)
+            .await
+            .map_err(|e| fail(format!("read: {e}")))?;
+        if answer.last() != Some(&b'\n') {
+            return Err(fail("the answer was cut short".into()));
+        }
+        serde_json::from_slice::<ControlResponse>(&answer)
+            .map_err(|e| fail(format!("unreadable answer: {e}")))
+    };
+    match tokio::time::timeout(CONTROL_TIMEOUT, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(fail(format!(
+            "no answer within {}s",
+            CONTROL_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+fn refused(op: &'static str, resp: ControlResponse) -> EgressError {
+    match resp {
+        ControlResponse::Error { code, message } => EgressError::Refused { op, code, message },
+        other => EgressError::Control {
+            op,
+            why: format!("unexpected answer {:?}", answer_kind(&other)),
+        },
+    }
+}
+
+fn answer_kind(r: &ControlResponse) -> &'static str {
+    match r {
+        ControlResponse::Registered(_) => "registered",
+        ControlResponse::Revoked { .. } => "revoked",
+        ControlResponse::Totals { .. } => "totals",
+        ControlResponse::Runs { .. } => "runs",
+        ControlResponse::Error { .. } => "error",
+    }
+}
+
+/// Waits until the proxy answers on its control socket.
+async fn wait_ready(control: &Path) -> Result<(), EgressError> {
     let deadline = tokio::time::Instant::now() + READY_WAIT;
     loop {
-        let listening = std::os::unix::net::UnixStream::connect(sock).is_ok();
-        if listening && chmod_proxy_socket(sock)? {
-            return Ok(());
-        }
+        let req = ControlRequest::new(ControlOp::List);
+        let last = match control_request(control, "list", &req).await {
+            Ok(ControlResponse::Runs { .. }) => return Ok(()),
+            Ok(other) => format!("unexpected answer {:?}", answer_kind(&other)),
+            Err(e) => e.to_string(),
+        };
         if tokio::time::Instant::now() >= deadline {
             return Err(EgressError::NotReady(format!(
-                "{} not listening after {}s",
-                sock.display(),
+                "{} not answering after {}s: {last}",
+                control.display(),
                 READY_WAIT.as_secs()
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Re-modes the proxy's socket 0666 once the proxy has set its own mode (0660). The directory
-/// belongs to the proxy's uid, so the path is opened without following links and the checked
-/// inode itself is changed: a swapped-in symlink or file is refused, never re-moded as root.
-fn chmod_proxy_socket(sock: &Path) -> Result<bool, EgressError> {
-    use nix::fcntl::OFlag;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
-        .open(sock)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io("open the proxy socket")(e)),
-    };
-    let meta = file.metadata().map_err(io("stat the proxy socket"))?;
-    if !meta.file_type().is_socket() || meta.uid() != EGRESS_UID {
-        return Err(EgressError::NotReady(format!(
-            "{} is not the proxy's socket",
-            sock.display()
-        )));
-    }
-    if !matches!(meta.mode() & 0o7777, 0o660 | 0o666) {
-        return Ok(false);
-    }
-    let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-    std::fs::set_permissions(by_fd, std::fs::Permissions::from_mode(0o666))
-        .map_err(io("chmod the proxy socket"))?;
-    Ok(true)
 }
 
 impl EgressContainer {
@@ -361,12 +497,20 @@ impl EgressContainer {
         engine: &DockerEngine,
         settings: &EgressSettings,
     ) -> Result<Self, EgressError> {
-        let run_dir = prepare_host(settings)?;
+        prepare_host(settings)?;
         ensure_network(engine).await?;
         let d = engine.client();
+        let name = settings.container_name();
         let want = settings.config_hash();
+        // The image the tag names now: a rebuilt image (a new proxy binary) recreates the
+        // container even when the configuration is unchanged.
+        let image_id = d
+            .inspect_image(&settings.image)
+            .await
+            .map_err(docker("inspect image"))?
+            .id;
         let existing = match d
-            .inspect_container(EGRESS_CONTAINER, None::<InspectContainerOptions>)
+            .inspect_container(&name, None::<InspectContainerOptions>)
             .await
         {
             Ok(i) => Some(i),
@@ -381,12 +525,13 @@ impl EgressContainer {
                 .as_ref()
                 .and_then(|c| c.labels.as_ref())
                 .and_then(|l| l.get(LABEL_CONFIG_HASH).cloned());
-            if hash.as_deref() == Some(want.as_str()) {
+            let same_image = image_id.is_none() || i.image == image_id;
+            if hash.as_deref() == Some(want.as_str()) && same_image {
                 id = Some(cid);
             } else {
-                info!(container = %cid, "egress proxy config changed; recreating");
+                info!(container = %cid, "egress proxy config or image changed; recreating");
                 let opts = RemoveContainerOptionsBuilder::new().force(true).build();
-                match d.remove_container(EGRESS_CONTAINER, Some(opts)).await {
+                match d.remove_container(&name, Some(opts)).await {
                     Ok(()) => {}
                     Err(e) if is_404(&e) => {}
                     Err(e) => return Err(docker("remove container")(e)),
@@ -396,9 +541,7 @@ impl EgressContainer {
         let id = match id {
             Some(id) => id,
             None => {
-                let opts = CreateContainerOptionsBuilder::new()
-                    .name(EGRESS_CONTAINER)
-                    .build();
+                let opts = CreateContainerOptionsBuilder::new().name(&name).build();
                 let body = container_body(settings)?;
                 match d.create_container(Some(opts), body).await {
                     Ok(r) => r.id,
@@ -406,7 +549,7 @@ impl EgressContainer {
                     Err(BollardError::DockerResponseServerError {
                         status_code: 409, ..
                     }) => d
-                        .inspect_container(EGRESS_CONTAINER, None::<InspectContainerOptions>)
+                        .inspect_container(&name, None::<InspectContainerOptions>)
                         .await
                         .map_err(docker("inspect container"))?
                         .id
@@ -423,17 +566,106 @@ impl EgressContainer {
             }) => {}
             Err(e) => return Err(docker("start container")(e)),
         }
-        open_socket(&run_dir.join("proxy.sock")).await?;
+        let control = settings.control_socket();
+        wait_ready(&control).await?;
         Ok(Self {
             container_id: id,
-            run_dir,
+            control,
+            runs_dir: settings.sock_root(),
         })
+    }
+
+    /// Registers a run: the proxy mints its handles and CA and opens `<runs_dir>/<run>/`.
+    pub async fn register(&self, run: RegisterRun) -> Result<RunEgress, EgressError> {
+        if !valid_run_id(&run.run) {
+            return Err(EgressError::Refused {
+                op: "register",
+                code: "bad_run_id".into(),
+                message: "a run id is 1 to 64 of a-z, 0-9 and '-', not starting with '-'".into(),
+            });
+        }
+        let id = run.run.clone();
+        let req = ControlRequest::new(ControlOp::Register(Box::new(run)));
+        let reg = match control_request(&self.control, "register", &req).await? {
+            ControlResponse::Registered(r) => r,
+            other => return Err(refused("register", other)),
+        };
+        let run_dir = self.runs_dir.join(&id);
+        if reg.socket != format!("{id}/{RUN_SOCKET_NAME}") {
+            return Err(EgressError::Control {
+                op: "register",
+                why: "the proxy answered another run's socket".into(),
+            });
+        }
+        for name in [RUN_SOCKET_NAME, RUN_CA_NAME] {
+            if !run_dir.join(name).exists() {
+                return Err(EgressError::Control {
+                    op: "register",
+                    why: format!("{} is missing", run_dir.join(name).display()),
+                });
+            }
+        }
+        Ok(RunEgress {
+            run: id,
+            run_dir,
+            ca_pem: reg.ca_pem,
+            handles: reg.handles,
+        })
+    }
+
+    /// Revokes a run: its socket, connections and tunnels close at once; its totals.
+    pub async fn revoke(&self, run: &str) -> Result<RunTotals, EgressError> {
+        let req = ControlRequest::new(ControlOp::Revoke {
+            run: run.to_owned(),
+        });
+        match control_request(&self.control, "revoke", &req).await? {
+            ControlResponse::Revoked { totals } => Ok(totals),
+            other => Err(refused("revoke", other)),
+        }
+    }
+
+    /// A registered run's totals so far.
+    pub async fn totals(&self, run: &str) -> Result<RunTotals, EgressError> {
+        let req = ControlRequest::new(ControlOp::Totals {
+            run: run.to_owned(),
+        });
+        match control_request(&self.control, "totals", &req).await? {
+            ControlResponse::Totals { totals } => Ok(totals),
+            other => Err(refused("totals", other)),
+        }
+    }
+
+    /// Every registered run.
+    pub async fn list(&self) -> Result<Vec<String>, EgressError> {
+        let req = ControlRequest::new(ControlOp::List);
+        match control_request(&self.control, "list", &req).await? {
+            ControlResponse::Runs { runs } => Ok(runs),
+            other => Err(refused("list", other)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_state_directory_has_its_own_proxy_container() {
+        let default = EgressSettings::default();
+        assert_eq!(default.container_name(), EGRESS_CONTAINER);
+        let a = EgressSettings {
+            state_dir: PathBuf::from("/tmp/a"),
+            ..EgressSettings::default()
+        };
+        let b = EgressSettings {
+            state_dir: PathBuf::from("/tmp/b"),
+            ..EgressSettings::default()
+        };
+        assert!(a.container_name().starts_with("paddock-egress-"));
+        assert_eq!(a.container_name().len(), "paddock-egress-".len() + 8);
+        assert_ne!(a.container_name(), b.container_name());
+        assert_eq!(a.container_name(), a.clone().container_name());
+    }
 
     #[test]
     fn the_body_is_hardened() {
@@ -451,20 +683,43 @@ mod tests {
             Some(vec!["no-new-privileges:true".to_owned()])
         );
         let mounts = h.mounts.unwrap();
-        assert_eq!(mounts.len(), 2);
+        let m: Vec<(Option<&str>, Option<&str>, Option<bool>)> = mounts
+            .iter()
+            .map(|m| (m.source.as_deref(), m.target.as_deref(), m.read_only))
+            .collect();
         assert_eq!(
-            mounts[0].source.as_deref(),
-            Some("/run/paddock/egress/sock")
+            m,
+            [
+                (
+                    Some("/run/paddock/egress/config"),
+                    Some("/etc/paddock"),
+                    Some(true)
+                ),
+                (Some("/run/paddock/egress/sock"), Some("/sock"), Some(false)),
+                (Some("/run/paddock/egress/ctl"), Some("/ctl"), Some(false)),
+            ]
         );
-        assert_eq!(mounts[0].read_only, Some(false));
-        assert_eq!(
-            mounts[1].source.as_deref(),
-            Some("/run/paddock/egress/config/egress.toml")
-        );
-        assert_eq!(mounts[1].read_only, Some(true));
         assert_eq!(h.binds, Some(Vec::new()));
         assert_eq!(h.memory, h.memory_swap);
         assert!(h.pids_limit.unwrap_or(0) > 0);
+        // With an upstream CA bundle: one more mount, read-only.
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("ca.pem");
+        std::fs::write(&bundle, "x").unwrap();
+        let s = EgressSettings {
+            extra_ca_bundle: Some(bundle.clone()),
+            ..EgressSettings::default()
+        };
+        let mounts = container_body(&s)
+            .unwrap()
+            .host_config
+            .unwrap()
+            .mounts
+            .unwrap();
+        let last = mounts.last().unwrap();
+        assert_eq!(last.source.as_deref(), bundle.to_str());
+        assert_eq!(last.target.as_deref(), Some(UPSTREAM_CA_IN_CONTAINER));
+        assert_eq!(last.read_only, Some(true));
     }
 
     #[test]
@@ -480,48 +735,108 @@ mod tests {
         let mut d = a.clone();
         d.state_dir = PathBuf::from("/srv/paddock/egress");
         assert_ne!(a.config_hash(), d.config_hash());
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("ca.pem");
+        std::fs::write(&bundle, "one").unwrap();
+        let mut e = a.clone();
+        e.extra_ca_bundle = Some(bundle.clone());
+        let with_one = e.config_hash();
+        assert_ne!(a.config_hash(), with_one);
+        std::fs::write(&bundle, "two").unwrap();
+        assert_ne!(
+            e.config_hash(),
+            with_one,
+            "a changed bundle restarts the proxy"
+        );
     }
 
     #[test]
-    fn the_config_listens_only_on_the_run_socket() {
+    fn the_config_listens_only_on_the_control_and_run_sockets() {
         let t = EgressSettings::default().config_text();
+        assert!(t.contains("unix = \"/ctl/control.sock\""), "{t}");
+        assert!(t.contains("runs_dir = \"/sock\""), "{t}");
+        assert!(!t.contains("listen"), "{t}");
+        assert!(!t.contains("extra_ca_bundle"), "{t}");
+        assert!(t.contains("nameservers = [\"127.0.0.11:53\"]"), "{t}");
+        let s = EgressSettings {
+            extra_ca_bundle: Some(PathBuf::from("/srv/ca.pem")),
+            ..EgressSettings::default()
+        };
+        let t = s.config_text();
         assert!(
-            t.contains("listen_unix = \"/sock/default/proxy.sock\""),
+            t.contains(&format!("extra_ca_bundle = \"{UPSTREAM_CA_IN_CONTAINER}\"")),
             "{t}"
         );
-        assert!(!t.contains("\nlisten ="), "{t}");
-        assert!(t.contains("nameservers = [\"127.0.0.11:53\"]"), "{t}");
     }
 
-    #[test]
-    fn only_the_proxys_socket_is_re_moded() {
+    /// A fake proxy end of the control socket answering `answers` in turn.
+    async fn fake_proxy(
+        dir: &Path,
+        answers: Vec<String>,
+    ) -> (PathBuf, tokio::task::JoinHandle<Vec<String>>) {
+        let path = dir.join("control.sock");
+        let l = tokio::net::UnixListener::bind(&path).unwrap();
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for answer in answers {
+                let (s, _) = l.accept().await.unwrap();
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                r.read_line(&mut line).await.unwrap();
+                seen.push(line);
+                let mut s = r.into_inner();
+                s.write_all(answer.as_bytes()).await.unwrap();
+            }
+            seen
+        });
+        (path, task)
+    }
+
+    #[tokio::test]
+    async fn the_control_client_speaks_json_lines_and_reports_refusals() {
         let dir = tempfile::tempdir().unwrap();
-        // A regular file and a symlink planted at the socket path are refused.
-        let target = dir.path().join("target");
-        std::fs::write(&target, "x").unwrap();
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o660)).unwrap();
-        let sock = dir.path().join("proxy.sock");
-        std::os::unix::fs::symlink(&target, &sock).unwrap();
-        assert!(chmod_proxy_socket(&sock).is_err());
-        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o660);
-        std::fs::remove_file(&sock).unwrap();
-        std::fs::rename(&target, &sock).unwrap();
-        assert!(chmod_proxy_socket(&sock).is_err());
-        // Missing: not ready yet, not an error.
-        std::fs::remove_file(&sock).unwrap();
-        assert!(!chmod_proxy_socket(&sock).unwrap());
-        // A real socket of another uid is refused too (the test runs as some uid, not 65532).
-        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660)).unwrap();
-        assert!(chmod_proxy_socket(&sock).is_err());
-        // The proxy's socket is opened up (giving it to the proxy's uid needs root).
-        if std::os::unix::fs::chown(&sock, Some(EGRESS_UID), Some(EGRESS_UID)).is_ok() {
-            assert!(chmod_proxy_socket(&sock).unwrap());
-            let meta = std::fs::symlink_metadata(&sock).unwrap();
-            assert_eq!(meta.permissions().mode() & 0o777, 0o666);
-        } else {
-            eprintln!("not root: the positive case is covered by the Docker tests");
-        }
+        let runs = dir.path().join("sock");
+        std::fs::create_dir_all(runs.join("r1")).unwrap();
+        std::fs::write(runs.join("r1").join(RUN_SOCKET_NAME), "").unwrap();
+        std::fs::write(runs.join("r1").join(RUN_CA_NAME), "pem").unwrap();
+        let answers = vec![
+            r#"{"status":"registered","socket":"r1/proxy.sock","ca_pem":"pem","handles":[{"name":"K","handle":"pdk_h_x"}]}"#.to_owned() + "\n",
+            r#"{"status":"error","code":"run_exists","message":"a run with this id is registered"}"#.to_owned() + "\n",
+            r#"{"status":"revoked","totals":{"requests":3}}"#.to_owned() + "\n",
+            r#"{"status":"runs","runs":["r2"]}"#.to_owned() + "\n",
+            r#"{"status":"runs","runs":[]}"#.to_owned(),
+        ];
+        let (control, task) = fake_proxy(dir.path(), answers).await;
+        let egress = EgressContainer {
+            container_id: "c".into(),
+            control,
+            runs_dir: runs.clone(),
+        };
+        let run = |id: &str| RegisterRun {
+            run: id.into(),
+            policy: paddock_policy::PolicyConfig::default(),
+            credentials: Vec::new(),
+            budget: paddock_policy::BudgetConfig::default(),
+            ttl_secs: 60,
+        };
+        let reg = egress.register(run("r1")).await.unwrap();
+        assert_eq!(reg.run_dir, runs.join("r1"));
+        assert_eq!(reg.handles[0].handle, "pdk_h_x");
+        let dup = egress.register(run("r1")).await.unwrap_err();
+        assert!(
+            matches!(&dup, EgressError::Refused { code, .. } if code == "run_exists"),
+            "{dup}"
+        );
+        assert_eq!(egress.revoke("r1").await.unwrap().requests, 3);
+        // The wrong kind of answer is an error, not a silent default.
+        assert!(egress.totals("r2").await.is_err());
+        // An answer without its newline is cut short: refused.
+        assert!(egress.list().await.is_err());
+        // A bad id never reaches the socket.
+        assert!(egress.register(run("../x")).await.is_err());
+        let seen = task.await.unwrap();
+        assert!(seen[0].contains(r#""kind":"register""#), "{}", seen[0]);
+        assert!(seen[2].contains(r#""kind":"revoke""#), "{}", seen[2]);
+        assert!(seen.iter().all(|l| l.ends_with('\n')));
     }
 }

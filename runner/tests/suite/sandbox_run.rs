@@ -9,8 +9,7 @@ use std::process::{Command, Output};
 use bollard::query_parameters::InspectContainerOptions;
 use paddock::sandbox::DockerEngine;
 use paddock::sandbox::proxy::{
-    EGRESS_CONTAINER, EGRESS_NETWORK, EGRESS_UID, EgressContainer, EgressSettings,
-    LABEL_CONFIG_HASH, LABEL_ROLE,
+    EGRESS_NETWORK, EGRESS_UID, EgressContainer, EgressSettings, LABEL_CONFIG_HASH, LABEL_ROLE,
 };
 
 const AGENT: &str = "paddock/agent:latest";
@@ -157,11 +156,15 @@ async fn the_proxy_container_is_hardened_and_follows_its_config() {
     // Idempotent: the same config keeps the same container.
     let again = EgressContainer::ensure(&engine, &s).await.unwrap();
     assert_eq!(first.container_id, again.container_id);
-    assert_eq!(first.run_dir, egress_dir().join("sock").join("default"));
+    assert_eq!(first.runs_dir, egress_dir().join("sock"));
+    assert_eq!(first.control, egress_dir().join("ctl").join("control.sock"));
 
     let i = engine
         .client()
-        .inspect_container(EGRESS_CONTAINER, None::<InspectContainerOptions>)
+        .inspect_container(
+            &settings().container_name(),
+            None::<InspectContainerOptions>,
+        )
         .await
         .unwrap();
     let h = i.host_config.clone().unwrap();
@@ -198,16 +201,16 @@ async fn the_proxy_container_is_hardened_and_follows_its_config() {
         Some("true")
     );
     assert_eq!(labels.get(LABEL_ROLE).map(String::as_str), Some("egress"));
-    // Exactly two mounts: the socket tree (rw) and the config file (ro).
+    // Exactly three mounts: the runs directory and the control directory (rw), the config
+    // directory (ro).
     let mounts = i.mounts.clone().unwrap_or_default();
-    assert_eq!(mounts.len(), 2, "{mounts:?}");
-    let sock_root = egress_dir().join("sock");
+    assert_eq!(mounts.len(), 3, "{mounts:?}");
     for m in &mounts {
         let src = PathBuf::from(m.source.clone().unwrap_or_default());
-        if src == sock_root {
+        if src == egress_dir().join("sock") || src == egress_dir().join("ctl") {
             assert_eq!(m.rw, Some(true), "{m:?}");
         } else {
-            assert_eq!(src, egress_dir().join("config").join("egress.toml"));
+            assert_eq!(src, egress_dir().join("config"));
             assert_eq!(m.rw, Some(false), "config must be read-only: {m:?}");
         }
     }
@@ -236,7 +239,10 @@ async fn the_proxy_container_is_hardened_and_follows_its_config() {
     assert_ne!(other.container_id, first.container_id);
     let i2 = engine
         .client()
-        .inspect_container(EGRESS_CONTAINER, None::<InspectContainerOptions>)
+        .inspect_container(
+            &settings().container_name(),
+            None::<InspectContainerOptions>,
+        )
         .await
         .unwrap();
     let new_hash = i2.config.unwrap().labels.unwrap()[LABEL_CONFIG_HASH].clone();
@@ -244,10 +250,31 @@ async fn the_proxy_container_is_hardened_and_follows_its_config() {
     let back = EgressContainer::ensure(&engine, &s).await.unwrap();
     assert_ne!(back.container_id, other.container_id);
 
-    // The socket is open to agent uids; its directory holds nothing the proxy may not own.
+    // A registered run's socket is open to agent uids; the control socket is the proxy's only;
+    // revoking removes the run's directory.
     use std::os::unix::fs::PermissionsExt;
-    let sock = std::fs::symlink_metadata(back.run_dir.join("proxy.sock")).unwrap();
+    let reg = back
+        .register(paddock_policy::control::RegisterRun {
+            run: "hardening-check".into(),
+            policy: paddock_policy::PolicyConfig::default(),
+            credentials: Vec::new(),
+            budget: paddock_policy::BudgetConfig::default(),
+            ttl_secs: 60,
+        })
+        .await
+        .unwrap();
+    let sock = std::fs::symlink_metadata(reg.run_dir.join("proxy.sock")).unwrap();
     assert_eq!(sock.permissions().mode() & 0o777, 0o666);
+    let ctl = std::fs::symlink_metadata(&back.control).unwrap();
+    assert_eq!(ctl.permissions().mode() & 0o777, 0o600);
+    assert!(
+        back.list()
+            .await
+            .unwrap()
+            .contains(&"hardening-check".to_owned())
+    );
+    back.revoke("hardening-check").await.unwrap();
+    assert!(!reg.run_dir.exists());
 }
 
 async fn containers_named(engine: &DockerEngine, part: &str) -> Vec<String> {
