@@ -51,8 +51,23 @@ pub const EGRESS_NETWORK: &str = "paddock-egress";
 pub const LABEL_ROLE: &str = "org.paddock.role";
 /// Label holding the hash of the proxy's configuration; a mismatch recreates the container.
 pub const LABEL_CONFIG_HASH: &str = "org.paddock.config-hash";
-/// The proxy image's user (see `sandbox-images/images/proxy/Dockerfile`).
+/// The proxy image's user (see `sandbox-images/images/proxy/Dockerfile`); used when the runner
+/// runs as root.
 pub const EGRESS_UID: u32 = 65532;
+
+/// The uid and gid the proxy container runs as: [`EGRESS_UID`] under a root runner; under a
+/// non-root runner (the systemd unit's `paddock` user) the runner's own ids, so that the runner
+/// can reach the control socket (0600) and write each run's `task.md` into the run directory the
+/// proxy created. Never root either way.
+#[must_use]
+pub fn proxy_ids() -> (u32, u32) {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        (EGRESS_UID, EGRESS_UID)
+    } else {
+        (uid.as_raw(), nix::unistd::getegid().as_raw())
+    }
+}
 /// Default Docker's embedded DNS on a user-defined network: forwards to the host's resolvers.
 pub const DEFAULT_NAMESERVER: &str = "127.0.0.11:53";
 
@@ -303,7 +318,10 @@ pub fn container_body(settings: &EgressSettings) -> Result<ContainerCreateBody, 
     }
     Ok(ContainerCreateBody {
         image: Some(settings.image.clone()),
-        user: Some(format!("{EGRESS_UID}:{EGRESS_UID}")),
+        user: Some({
+            let (uid, gid) = proxy_ids();
+            format!("{uid}:{gid}")
+        }),
         cmd: Some(vec!["--config".into(), CONFIG_IN_CONTAINER.into()]),
         labels: Some(labels(Some(&hash))),
         attach_stdin: Some(false),
@@ -364,8 +382,9 @@ fn prepare_host(settings: &EgressSettings) -> Result<(), EgressError> {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode))
             .map_err(io(format!("chmod {}", d.display())))?;
     }
+    let (uid, gid) = proxy_ids();
     for d in [&sock_root, &ctl_dir] {
-        std::os::unix::fs::chown(d, Some(EGRESS_UID), Some(EGRESS_UID))
+        std::os::unix::fs::chown(d, Some(uid), Some(gid))
             .map_err(io(format!("chown {}", d.display())))?;
     }
     let text = settings.config_text();
@@ -671,7 +690,12 @@ mod tests {
     fn the_body_is_hardened() {
         let s = EgressSettings::default();
         let b = container_body(&s).unwrap();
-        assert_eq!(b.user.as_deref(), Some("65532:65532"));
+        let (uid, gid) = proxy_ids();
+        assert_eq!(b.user, Some(format!("{uid}:{gid}")));
+        assert_ne!(uid, 0, "the proxy never runs as root");
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(b.user.as_deref(), Some("65532:65532"));
+        }
         let h = b.host_config.unwrap();
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(h.cap_add, Some(Vec::new()));
