@@ -102,6 +102,22 @@ fn llm(
     }
 }
 
+/// An agent with an image and nothing else (no command, credentials or budgets).
+fn bare(name: &str, image: &str) -> Adapter {
+    Adapter {
+        name: name.into(),
+        image: image.into(),
+        command: Vec::new(),
+        env: BTreeMap::new(),
+        write_hosts: Vec::new(),
+        token_hosts: Vec::new(),
+        credentials: Vec::new(),
+        timeout: DEFAULT_TIMEOUT,
+        max_tokens: None,
+        max_requests: None,
+    }
+}
+
 /// The built-in agents.
 pub fn builtin(name: &str) -> Option<Adapter> {
     const ANTHROPIC: &str = "api.anthropic.com";
@@ -161,18 +177,7 @@ pub fn builtin(name: &str) -> Option<Adapter> {
             "anthropic-api-key",
         ),
         // `script` runs the configured command in the generic image; it has no default command.
-        "script" => Adapter {
-            name: name.into(),
-            image: "paddock/agent:latest".into(),
-            command: Vec::new(),
-            env: BTreeMap::new(),
-            write_hosts: Vec::new(),
-            token_hosts: Vec::new(),
-            credentials: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
-            max_tokens: None,
-            max_requests: None,
-        },
+        "script" => bare(name, "paddock/agent:latest"),
         _ => return None,
     })
 }
@@ -221,18 +226,7 @@ fn valid_env_name(n: &str) -> bool {
 pub fn resolve(name: &str, over: Option<&AdapterOverride>) -> Result<Adapter, AdapterError> {
     let mut a = match (builtin(name), over) {
         (Some(a), _) => a,
-        (None, Some(_)) => Adapter {
-            name: name.into(),
-            image: String::new(),
-            command: Vec::new(),
-            env: BTreeMap::new(),
-            write_hosts: Vec::new(),
-            token_hosts: Vec::new(),
-            credentials: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
-            max_tokens: None,
-            max_requests: None,
-        },
+        (None, Some(_)) => bare(name, ""),
         (None, None) => return Err(AdapterError::Unknown(name.into())),
     };
     if let Some(o) = over {
