@@ -512,7 +512,29 @@ async fn wait_ready(control: &Path) -> Result<(), EgressError> {
 impl EgressContainer {
     /// Makes sure the one proxy container runs with `settings` (recreating it when its config
     /// hash differs) and its socket is connectable by agents.
+    ///
+    /// Safe to call concurrently: callers in one process take turns, and a Docker conflict with
+    /// another process doing the same (a removal or creation under way) is retried.
     pub async fn ensure(
+        engine: &DockerEngine,
+        settings: &EgressSettings,
+    ) -> Result<Self, EgressError> {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = TURN.lock().await;
+        let mut attempt = 0u32;
+        loop {
+            match Self::ensure_once(engine, settings).await {
+                Err(EgressError::Docker { op, message }) if attempt < 10 => {
+                    attempt += 1;
+                    info!(op, %message, attempt, "egress proxy: docker conflict; retrying");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn ensure_once(
         engine: &DockerEngine,
         settings: &EgressSettings,
     ) -> Result<Self, EgressError> {
