@@ -129,7 +129,7 @@ impl Default for RawRunner {
 pub struct RunnerConfig {
     /// Whether `paddock serve` runs the worker loop (`PADDOCK_RUNNER=1` also turns it on).
     pub enabled: bool,
-    /// This runner's name (what `claimed_by` records); default `runner-<pid>`.
+    /// This runner's name (what `claimed_by` records); default `runner-<host name>`.
     pub name: String,
     /// Name of the workspace it claims from.
     pub workspace: String,
@@ -158,7 +158,7 @@ impl Default for RunnerConfig {
         let raw = RawRunner::default();
         RunnerConfig {
             enabled: raw.enabled,
-            name: format!("runner-{}", std::process::id()),
+            name: default_runner_name(),
             workspace: raw.workspace,
             concurrency: raw.concurrency,
             state_dir: PathBuf::from(raw.state_dir),
@@ -392,10 +392,37 @@ fn validate_agent(name: &str, a: &AgentConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `runner-<host name>`: stable across restarts, so a restarted runner finds and removes the
+/// leftovers of its crashed predecessor (they are labelled with a tag of its name). Characters
+/// a name may not hold become `-`; without a usable host name, `runner-<pid>`.
+fn default_runner_name() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let clean: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(56)
+        .collect();
+    let name = format!("runner-{clean}");
+    if clean.is_empty() || !is_name(&name, 64, b"-_.") {
+        format!("runner-{}", std::process::id())
+    } else {
+        name
+    }
+}
+
 pub(super) fn validate(raw: RawRunner, production: bool) -> Result<RunnerConfig, ConfigError> {
     let name = match raw.name {
         Some(n) => n.trim().to_string(),
-        None => format!("runner-{}", std::process::id()),
+        None => default_runner_name(),
     };
     if !is_name(&name, 64, b"-_.") {
         return Err(invalid(
