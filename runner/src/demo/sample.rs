@@ -13,6 +13,8 @@ pub const ISSUE_BODY: &str = "`greet(\"Ada\")` returns `Hello, world` but should
 /// The `script` agent: reads its task, makes the fix, runs the project's test.
 pub const AGENT_SCRIPT: &str = r#"set -eu
 cd /workspace
+# Every file left in the work tree is committed: no bytecode caches.
+export PYTHONDONTWRITEBYTECODE=1
 echo "agent: task file has $(wc -l < /paddock/task.md) lines"
 python3 - <<'PY'
 import pathlib

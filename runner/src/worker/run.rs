@@ -296,10 +296,7 @@ async fn pipeline(
             CommitOutcome::Committed(c) => {
                 let branch = mirror.run_branch(issue_id, attempt)?;
                 mirror.push(c.commit, &branch)?;
-                let stat = format!(
-                    "{} files changed, {} insertions(+), {} deletions(-)",
-                    c.diff.files_changed, c.diff.insertions, c.diff.deletions
-                );
+                let stat = diff_stat_text(c.diff);
                 Ok(Some((branch.name().to_owned(), c.commit.to_string(), stat)))
             }
         }
@@ -312,6 +309,17 @@ async fn pipeline(
             RunEnd::Pushed { branch, commit }
         }
     })
+}
+
+/// `git diff --stat`'s summary line: `2 files changed, 1 insertion(+), 3 deletions(-)`.
+fn diff_stat_text(d: crate::git::DiffStat) -> String {
+    let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    format!(
+        "{}, {}, {}",
+        n(d.files_changed, "file changed", "files changed"),
+        n(d.insertions, "insertion(+)", "insertions(+)"),
+        n(d.deletions, "deletion(-)", "deletions(-)")
+    )
 }
 
 struct Launched {
@@ -482,6 +490,23 @@ mod tests {
             Some(State::Todo)
         );
         assert_eq!(target_state(&RunEnd::LeaseLost, 1, 3), None);
+    }
+
+    #[test]
+    fn diff_stats_read_like_git() {
+        let d = |f, i, del| crate::git::DiffStat {
+            files_changed: f,
+            insertions: i,
+            deletions: del,
+        };
+        assert_eq!(
+            diff_stat_text(d(1, 1, 1)),
+            "1 file changed, 1 insertion(+), 1 deletion(-)"
+        );
+        assert_eq!(
+            diff_stat_text(d(2, 0, 3)),
+            "2 files changed, 0 insertions(+), 3 deletions(-)"
+        );
     }
 
     #[test]

@@ -30,6 +30,10 @@ fn paddock_demo_ends_with_a_pushed_branch_in_review_and_prints_the_diff() {
         "{stdout}"
     );
     assert!(stdout.contains("-    return \"Hello, world\""), "{stdout}");
+    assert!(
+        stdout.contains("(1 file changed, 1 insertion(+), 1 deletion(-))"),
+        "only greet.py changes: {stdout}"
+    );
     // The sample project's own test passed inside the sandbox (the agent ran it).
     let db = dir.path().join("paddock.db");
     assert!(db.exists());
