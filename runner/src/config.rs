@@ -800,7 +800,6 @@ default_agent = "claude"
 image = "paddock/agent-claude:1"
 command = ["claude", "-p", "@{task_file}", "--permission-mode", "acceptEdits"]
 env = { ANTHROPIC_API_KEY = "{handle:anthropic}" }
-egress_hosts = ["registry.npmjs.org"]
 write_hosts = ["api.anthropic.com"]
 credentials = [{ name = "anthropic", secret = "anthropic-key", hosts = ["api.anthropic.com"], headers = ["x-api-key"] }]
 timeout_secs = 600

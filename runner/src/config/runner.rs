@@ -53,12 +53,11 @@ pub struct AgentCredential {
 pub struct AgentConfig {
     /// Container image.
     pub image: String,
-    /// argv; `{task_file}` is replaced by the task file's path inside the sandbox.
+    /// argv; `{task}` becomes the task text and `{task_file}` its path inside the sandbox; other
+    /// braces are literal. Empty for a built-in agent: its own command.
     pub command: Vec<String>,
     /// Environment; values may hold `{handle:NAME}` (a credential of this agent), never secrets.
     pub env: BTreeMap<String, String>,
-    /// Host patterns the agent may read from (GET/HEAD) beyond the proxy default.
-    pub egress_hosts: Vec<String>,
     /// Host patterns the agent may write to (POST etc., HTTPS only).
     pub write_hosts: Vec<String>,
     /// Brokered credentials.
@@ -77,7 +76,6 @@ impl Default for AgentConfig {
             image: String::new(),
             command: Vec::new(),
             env: BTreeMap::new(),
-            egress_hosts: Vec::new(),
             write_hosts: Vec::new(),
             credentials: Vec::new(),
             timeout_secs: 1800,
@@ -369,7 +367,6 @@ fn validate_agent(name: &str, a: &AgentConfig) -> Result<(), ConfigError> {
             )
         })?;
     }
-    hosts("runner.agents.egress_hosts", name, &a.egress_hosts)?;
     hosts("runner.agents.write_hosts", name, &a.write_hosts)?;
     if a.timeout_secs == 0 || a.timeout_secs > 86_400 {
         return Err(invalid(
