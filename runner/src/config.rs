@@ -3,7 +3,7 @@
 pub mod runner;
 pub mod vault;
 
-pub use runner::{AgentConfig, AgentCredential, BUILTIN_AGENTS, RunnerConfig};
+pub use runner::{AgentConfig, AgentCredential, BUILTIN_AGENTS, EgressConfig, RunnerConfig};
 pub use vault::VaultConfig;
 
 use std::collections::HashMap;
@@ -839,6 +839,62 @@ max_requests = 500
         assert_eq!(a.command[2], "@{task_file}");
         assert_eq!(a.credentials[0].secret, "anthropic-key");
         assert_eq!(a.env["ANTHROPIC_API_KEY"], "{handle:anthropic}");
+    }
+
+    #[test]
+    fn runner_egress_table_is_validated_naming_the_key() {
+        let c = Config::from_toml(GOOD, &env(&[])).unwrap();
+        let d = crate::sandbox::proxy::EgressSettings::default();
+        assert_eq!(c.runner.egress.state_dir, d.state_dir);
+        assert_eq!(c.runner.egress.nameservers, d.nameservers);
+        let ok = r#"
+[runner.egress]
+image = "corp/egress:2"
+state_dir = "/srv/egress"
+nameservers = ["10.0.0.53:53", "[fd00::53]:53"]
+extra_ca_bundle = "/etc/ssl/corp.pem"
+allow_ranges = ["10.20.0.0/16"]
+"#;
+        let c = Config::from_toml(&format!("{GOOD}{ok}"), &env(&[])).unwrap();
+        assert_eq!(c.runner.egress.image, "corp/egress:2");
+        assert_eq!(c.runner.egress.nameservers.len(), 2);
+        assert_eq!(c.runner.egress.allow_ranges, ["10.20.0.0/16"]);
+        let bad = [
+            (
+                "image = \"corp/egress:2\"",
+                "image = \"a b\"",
+                "runner.egress.image",
+            ),
+            (
+                "state_dir = \"/srv/egress\"",
+                "state_dir = \"srv\"",
+                "runner.egress.state_dir",
+            ),
+            (
+                "\"10.0.0.53:53\",",
+                "\"10.0.0.53\",",
+                "runner.egress.nameservers",
+            ),
+            (
+                "\"/etc/ssl/corp.pem\"",
+                "\"../corp.pem\"",
+                "runner.egress.extra_ca_bundle",
+            ),
+            (
+                "\"10.20.0.0/16\"",
+                "\"169.254.169.254/32\"",
+                "runner.egress.allow_ranges",
+            ),
+            ("allow_ranges", "allow_rangez", "allow_rangez"),
+        ];
+        for (from, to, key) in bad {
+            let text = format!("{GOOD}{}", ok.replacen(from, to, 1));
+            let Err(e) = Config::from_toml(&text, &env(&[])) else {
+                panic!("{to}: expected an error");
+            };
+            let e = e.to_string();
+            assert!(e.contains(key), "{to}: {e}");
+        }
     }
 
     #[test]

@@ -101,6 +101,104 @@ pub(super) struct RawRunner {
     allow_local_repos: bool,
     default_agent: String,
     agents: BTreeMap<String, AgentConfig>,
+    egress: RawEgress,
+}
+
+/// `[runner.egress]` as written: the proxy container the runner keeps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawEgress {
+    image: String,
+    state_dir: String,
+    nameservers: Vec<String>,
+    extra_ca_bundle: Option<String>,
+    allow_ranges: Vec<String>,
+}
+
+impl Default for RawEgress {
+    fn default() -> Self {
+        let d = crate::sandbox::proxy::EgressSettings::default();
+        Self {
+            image: d.image,
+            state_dir: d.state_dir.to_string_lossy().into_owned(),
+            nameservers: d.nameservers.iter().map(ToString::to_string).collect(),
+            extra_ca_bundle: None,
+            allow_ranges: Vec::new(),
+        }
+    }
+}
+
+/// Validated `[runner.egress]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressConfig {
+    /// Image of the proxy container.
+    pub image: String,
+    /// Its config, runs and control directories (absolute).
+    pub state_dir: PathBuf,
+    /// Nameservers it resolves with (`ip:port`).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// PEM bundle trusted for upstream TLS besides the public roots (an internal CA).
+    pub extra_ca_bundle: Option<PathBuf>,
+    /// CIDRs every run may reach although private (internal mirrors); metadata is refused.
+    pub allow_ranges: Vec<String>,
+}
+
+fn validate_egress(raw: RawEgress) -> Result<EgressConfig, ConfigError> {
+    let image = raw.image.trim().to_string();
+    if image.is_empty()
+        || image.len() > 256
+        || image.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            "runner.egress.image",
+            "must be an image reference without whitespace",
+        ));
+    }
+    let abs = |key: &'static str, p: &str| -> Result<PathBuf, ConfigError> {
+        let p = p.trim();
+        if !p.starts_with('/') || p.split('/').any(|s| s == "..") {
+            return Err(invalid(key, "must be an absolute path without `..`"));
+        }
+        Ok(PathBuf::from(p))
+    };
+    let state_dir = abs("runner.egress.state_dir", &raw.state_dir)?;
+    let extra_ca_bundle = raw
+        .extra_ca_bundle
+        .as_deref()
+        .map(|p| abs("runner.egress.extra_ca_bundle", p))
+        .transpose()?;
+    if raw.nameservers.is_empty() {
+        return Err(invalid(
+            "runner.egress.nameservers",
+            "needs at least one `ip:port`",
+        ));
+    }
+    let nameservers = raw
+        .nameservers
+        .iter()
+        .map(|n| {
+            n.trim().parse().map_err(|_| {
+                invalid(
+                    "runner.egress.nameservers",
+                    format!("{n:?} is not an `ip:port`"),
+                )
+            })
+        })
+        .collect::<Result<Vec<std::net::SocketAddr>, _>>()?;
+    let policy = paddock_policy::PolicyConfig {
+        allow_ranges: raw.allow_ranges.clone(),
+        ..paddock_policy::PolicyConfig::default()
+    };
+    policy
+        .compile()
+        .map_err(|e| invalid("runner.egress.allow_ranges", e.to_string()))?;
+    Ok(EgressConfig {
+        image,
+        state_dir,
+        nameservers,
+        extra_ca_bundle,
+        allow_ranges: raw.allow_ranges,
+    })
 }
 
 impl Default for RawRunner {
@@ -118,6 +216,7 @@ impl Default for RawRunner {
             allow_local_repos: false,
             default_agent: "script".into(),
             agents: BTreeMap::new(),
+            egress: RawEgress::default(),
         }
     }
 }
@@ -149,6 +248,8 @@ pub struct RunnerConfig {
     pub default_agent: String,
     /// Configured agent adapters by name (built-ins may be overridden by name).
     pub agents: BTreeMap<String, AgentConfig>,
+    /// The proxy container (`[runner.egress]`).
+    pub egress: EgressConfig,
 }
 
 impl Default for RunnerConfig {
@@ -167,6 +268,16 @@ impl Default for RunnerConfig {
             allow_local_repos: raw.allow_local_repos,
             default_agent: raw.default_agent,
             agents: BTreeMap::new(),
+            egress: {
+                let d = crate::sandbox::proxy::EgressSettings::default();
+                EgressConfig {
+                    image: d.image,
+                    state_dir: d.state_dir,
+                    nameservers: d.nameservers,
+                    extra_ca_bundle: None,
+                    allow_ranges: Vec::new(),
+                }
+            },
         }
     }
 }
@@ -479,7 +590,9 @@ pub(super) fn validate(raw: RawRunner, production: bool) -> Result<RunnerConfig,
             format!("`{default_agent}` is neither a built-in agent nor a [runner.agents] table"),
         ));
     }
+    let egress = validate_egress(raw.egress)?;
     Ok(RunnerConfig {
+        egress,
         enabled: raw.enabled,
         name,
         workspace,

@@ -601,8 +601,13 @@ impl WorkerConfig {
             poll: Duration::from_millis(r.poll_ms),
             max_attempts: config.claim.max_attempts,
             agent,
-            egress: EgressSettings::default(),
-            egress_allow_ranges: Vec::new(),
+            egress: EgressSettings {
+                image: r.egress.image.clone(),
+                state_dir: r.egress.state_dir.clone(),
+                nameservers: r.egress.nameservers.clone(),
+                extra_ca_bundle: r.egress.extra_ca_bundle.clone(),
+            },
+            egress_allow_ranges: r.egress.allow_ranges.clone(),
         })
     }
 }
