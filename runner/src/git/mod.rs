@@ -12,6 +12,7 @@ mod checkout;
 mod commit;
 mod error;
 mod hermetic;
+mod ignore;
 mod known_hosts;
 mod mirror;
 pub mod paths;

@@ -7,7 +7,8 @@
 //! a swap between the look and the open is caught). Links become link blobs holding their
 //! target text. `.git` entries are skipped unread: the agent's git config, hooks and
 //! attributes never reach libgit2 as configuration. Objects are written straight into the
-//! mirror's object database; no index, no attributes, no filters, no hooks.
+//! mirror's object database; no index, no attributes, no filters, no hooks. Untracked paths
+//! that the base commit's `.gitignore` rules ignore are left out unread (see `ignore`).
 
 use std::ffi::OsStr;
 use std::io::Read as _;
@@ -21,6 +22,7 @@ use nix::sys::stat::{Mode, SFlag, fstat, fstatat};
 
 use super::checkout::{DIR_FLAGS, join};
 use super::error::GitError;
+use super::ignore::IgnoreStack;
 use super::paths::{NameKind, check_name, is_git_special_file};
 
 /// Limits on what a work tree may hold. Exceeding one fails the commit with an error naming
@@ -64,6 +66,8 @@ pub enum SkipReason {
     Device,
     /// The entry changed kind or vanished while it was being read.
     Changed,
+    /// Not in the base commit and ignored by the base commit's `.gitignore` rules.
+    Ignored,
 }
 
 /// One entry left out of the commit.
@@ -96,6 +100,7 @@ struct Walker<'r> {
     root_dev: nix::libc::dev_t,
     entries: u64,
     report: WalkReport,
+    ignores: IgnoreStack,
 }
 
 /// Builds a tree object from the work tree behind `root` (an open directory descriptor).
@@ -114,6 +119,7 @@ pub(crate) fn snapshot(
         root_dev: st.st_dev,
         entries: 0,
         report: WalkReport::default(),
+        ignores: IgnoreStack::default(),
     };
     let tree = walker.dir(root, "", Some(base), 0)?;
     Ok((tree, walker.report))
@@ -172,6 +178,19 @@ impl Walker<'_> {
                 limit: self.limits.max_depth,
             });
         }
+        self.ignores.enter(self.repo, prefix, base);
+        let tree = self.dir_entries(fd, prefix, base, depth);
+        self.ignores.leave();
+        tree
+    }
+
+    fn dir_entries(
+        &mut self,
+        fd: &OwnedFd,
+        prefix: &str,
+        base: Option<&Tree<'_>>,
+        depth: u64,
+    ) -> Result<Option<Oid>, GitError> {
         let names = names(fd, prefix, self.limits, &mut self.entries)?;
         let mut builder = self
             .repo
@@ -199,6 +218,10 @@ impl Walker<'_> {
             };
             let base_entry = base.and_then(|t| t.get_name(&shown));
             let ft = file_type(st.st_mode);
+            if base_entry.is_none() && self.ignores.ignored(&path, ft == SFlag::S_IFDIR) {
+                self.skip(path, SkipReason::Ignored);
+                continue;
+            }
             if ft == SFlag::S_IFDIR {
                 if st.st_dev != self.root_dev {
                     return Err(GitError::PathRefused {

@@ -211,6 +211,51 @@ echo edited >> README.md"#,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untracked_paths_the_base_gitignore_ignores_are_left_out_unread() {
+    let db = tempfile::tempdir().unwrap();
+    let store = sqlite(db.path()).await;
+    let files = [
+        ("README.md", "# sample\n"),
+        (".gitignore", "node_modules/\n*.log\n"),
+        ("tracked.log", "tracked\n"),
+    ];
+    let Some(h) = Harness::with_files(store, &files).await else {
+        return;
+    };
+    // 20 MB of build output would break the file-size limit if it were read.
+    let script = "cd /workspace && mkdir -p node_modules/x && head -c 20000000 /dev/zero > node_modules/x/big.bin \
+        && echo noise > build.log && echo more >> tracked.log && echo edited >> README.md \
+        && printf 'node_modules/\\n' > .gitignore";
+    let issue = h.issue("ignore build output", "").await;
+    let (stop, task) = h.start(h.config("r-ignore", script)).await;
+    let done = h
+        .wait(issue.id, RUN, |s| {
+            s != State::Todo && s != State::InProgress
+        })
+        .await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(done.state, "in_review", "{:?}", h.comments(issue.id).await);
+    let branch = format!("paddock/{}-1", issue.id);
+    assert!(h.repo.file(&branch, "node_modules/x/big.bin").is_none());
+    assert!(h.repo.file(&branch, "build.log").is_none());
+    // A tracked file is never ignored, and the agent's .gitignore edit is committed as data.
+    assert_eq!(
+        h.repo.file(&branch, "tracked.log").unwrap(),
+        b"tracked\nmore\n"
+    );
+    assert_eq!(
+        h.repo.file(&branch, ".gitignore").unwrap(),
+        b"node_modules/\n"
+    );
+    assert!(
+        String::from_utf8(h.repo.file(&branch, "README.md").unwrap())
+            .unwrap()
+            .ends_with("edited\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_file_fails_the_attempt_and_pushes_nothing() {
     let Some((_db, h)) = harness().await else {
         return;

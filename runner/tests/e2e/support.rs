@@ -213,11 +213,16 @@ pub const SAMPLE: &[(&str, &str)] = &[
 impl Harness {
     /// `None` when a service is missing (and `CI` is unset).
     pub async fn new(store: Store) -> Option<Harness> {
+        Harness::with_files(store, SAMPLE).await
+    }
+
+    /// A harness whose repository starts with `files` on `main`.
+    pub async fn with_files(store: Store, files: &[(&str, &str)]) -> Option<Harness> {
         if !docker_ready() {
             return None;
         }
         let ssh = ssh()?;
-        let repo = ssh.repo(SAMPLE);
+        let repo = ssh.repo(files);
         let ring = Arc::new(KeyRing::parse(&[VAULT_KEY]).unwrap());
         let name = unique("ws");
         let ws = store.ensure_workspace(&name).await.unwrap().id;
