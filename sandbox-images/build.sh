@@ -77,6 +77,17 @@ up_to_date() {
   [ "$force" != 1 ] && [ "$(current_inputs "$1")" = "$2" ]
 }
 
+# image_id IMAGE: the id of IMAGE, empty when it does not exist.
+image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# retire OLD IMAGE: after IMAGE was rebuilt, remove the image it replaced, so rebuilds do not pile
+# up untagged images on the box. An old image still tagged elsewhere or used by a container stays.
+retire() {
+  local old="$1" image="$2"
+  [ -n "$old" ] && [ "$old" != "$(image_id "$image")" ] || return 0
+  docker image rm "$old" >/dev/null 2>&1 || true
+}
+
 labels() {
   printf -- '--label\norg.paddock.inputs=%s\n--label\norg.paddock.version=%s\n--label\norg.paddock.image=%s\n' "$1" "$version" "$2"
 }
@@ -87,7 +98,9 @@ build_static() {
   local args=()
   local p
   for p in "$@"; do args+=(-p "$p"); done
-  (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" \
+  # No debug info: the binaries are stripped into the images anyway, and it halves the build's
+  # disk footprint.
+  (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=false \
     cargo build --release --target "$target" "${args[@]}" >&2)
 }
 
@@ -132,6 +145,7 @@ build_base() {
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/var/log/* "$rootfs"/tmp/* "$rootfs"/etc/machine-id
   log "importing $base_image"
+  local old; old="$(image_id "$base_image")"
   tar --numeric-owner -C "$rootfs" -c . | docker import \
     --change "LABEL org.paddock.inputs=$inputs" \
     --change "LABEL org.paddock.version=$version" \
@@ -139,6 +153,8 @@ build_base() {
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
     --change 'CMD ["/bin/bash"]' \
     - "$base_image" >/dev/null
+  rm -rf "$rootfs"
+  retire "$old" "$base_image"
 }
 
 build_agent() {
@@ -154,8 +170,10 @@ build_agent() {
   if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
   log "building $image"
   mapfile -t lab < <(labels "$inputs" agent)
+  local old; old="$(image_id "$image")"
   docker build --pull=false --network=none --build-arg "BASE_IMAGE=$base_image" "${lab[@]}" \
     -t "$image" -t "$prefix/agent:$version" "$ctx" >&2
+  retire "$old" "$image"
 }
 
 build_proxy() {
@@ -172,7 +190,9 @@ build_proxy() {
   if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
   log "building $image"
   mapfile -t lab < <(labels "$inputs" egress)
+  local old; old="$(image_id "$image")"
   docker build --pull=false --network=none "${lab[@]}" -t "$image" -t "$prefix/egress:$version" "$ctx" >&2
+  retire "$old" "$image"
 }
 
 build_test() {
@@ -191,7 +211,9 @@ build_test() {
   if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
   log "building $image"
   mapfile -t lab < <(labels "$inputs" test)
+  local old; old="$(image_id "$image")"
   docker build --pull=false --network=none "${lab[@]}" -t "$image" -t "$prefix/test:$version" "$ctx" >&2
+  retire "$old" "$image"
 }
 
 # build_tool NAME: an agent-tool image on top of the agent image. Its Dockerfile pins the tool's
@@ -212,10 +234,12 @@ build_tool() {
   log "building $image ($name $tool_version, from npm/PyPI)"
   mapfile -t lab < <(labels "$inputs" "$name")
   local started=$SECONDS
+  local old; old="$(image_id "$image")"
   docker build --pull=false --build-arg "AGENT_IMAGE=$prefix/agent:latest" "${lab[@]}" \
     --label "org.paddock.tool-version=$tool_version" \
     -t "$image" -t "$prefix/$name:$tool_version" "$ctx" >&2
-  log "$image built in $((SECONDS - started)) s"
+  retire "$old" "$image"
+  log "$image built in $((SECONDS - started)) s ($(docker image inspect --format '{{.Size}}' "$image") bytes)"
 }
 
 tools=(claude-code codex aider mini-swe-agent)
