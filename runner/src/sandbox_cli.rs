@@ -104,6 +104,8 @@ async fn run_registered(
     let run_id = format!("sandbox-{}-{nanos}", std::process::id());
     let mut spec = RunSpec::new(run_id, req.image, req.command, reg.run_dir.clone());
     spec.timeout = req.timeout;
+    // TLS clients trust the run's CA (interception) and the roots for tunnelled hosts.
+    spec.ca_file = !reg.ca_pem.is_empty();
     if let Some(dir) = &req.workspace {
         spec.workspace = Some(crate::sandbox::workspace::pack_dir(dir)?);
     }

@@ -256,7 +256,7 @@ fn run_specs_that_would_weaken_the_sandbox_are_refused() {
 }
 
 #[test]
-fn the_run_ca_is_the_only_trust_anchor_when_present() {
+fn the_ca_variables_name_the_run_bundle_or_the_run_ca() {
     let profile = SandboxProfile::agent_default();
     let without = container_body(&spec(), &profile, None)
         .unwrap()
@@ -269,9 +269,10 @@ fn the_run_ca_is_the_only_trust_anchor_when_present() {
     let mut s = spec();
     s.ca_file = true;
     let with = container_body(&s, &profile, None).unwrap().env.unwrap();
+    // Variables that replace a client's store name the bundle (run CA + roots for tunnelled
+    // hosts); Node's, which adds to its built-in roots, names the run's CA alone.
     for var in [
         "SSL_CERT_FILE",
-        "NODE_EXTRA_CA_CERTS",
         "REQUESTS_CA_BUNDLE",
         "GIT_SSL_CAINFO",
         "CURL_CA_BUNDLE",
@@ -279,10 +280,14 @@ fn the_run_ca_is_the_only_trust_anchor_when_present() {
         "npm_config_cafile",
     ] {
         assert!(
-            with.contains(&format!("{var}=/paddock/ca.pem")),
+            with.contains(&format!("{var}=/paddock/ca-bundle.pem")),
             "{var}: {with:?}"
         );
     }
+    assert!(
+        with.contains(&"NODE_EXTRA_CA_CERTS=/paddock/ca.pem".to_owned()),
+        "{with:?}"
+    );
     assert_eq!(with.len(), without.len() + CA_ENV_VARS.len());
     // The proxy variables npm, pip and git read point at the relay either way.
     for var in ["npm_config_https_proxy", "PIP_PROXY", "https_proxy"] {

@@ -19,6 +19,7 @@ mod launcher;
 mod output;
 pub mod proxy;
 mod spec;
+pub mod trust;
 pub mod workspace;
 
 pub use docker::DockerEngine;
@@ -32,9 +33,9 @@ pub use launcher::{
 };
 pub use output::{LIVE_HOLD_MAX, LiveScrubber, MarkerScanner, NoSink, OutputCapture, OutputSink};
 pub use spec::{
-    CA_ENV_VARS, CA_FILE, CONTAINER_PREFIX, INIT_GATE_FLAG, LABEL_ISSUE, LABEL_MANAGED,
-    LABEL_OWNER, LABEL_RUN, LABEL_SLOT, RunSpec, SANDBOX_HOSTNAME, WORKSPACE_INODES,
-    ca_environment, container_body, run_labels, valid_label_value, validate,
+    CA_BUNDLE_ENV_VARS, CA_BUNDLE_FILE, CA_ENV_VARS, CA_FILE, CONTAINER_PREFIX, INIT_GATE_FLAG,
+    LABEL_ISSUE, LABEL_MANAGED, LABEL_OWNER, LABEL_RUN, LABEL_SLOT, RunSpec, SANDBOX_HOSTNAME,
+    WORKSPACE_INODES, ca_environment, container_body, run_labels, valid_label_value, validate,
 };
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! Layout under the state directory (default `/run/paddock/egress`):
 //! * `config/` — `egress.toml`, mounted read-only into the proxy;
 //! * `sock/` — the runs directory (rw, the proxy's uid): each registered run gets
-//!   `sock/<run>/proxy.sock` and `sock/<run>/ca.pem`; that one directory is mounted into the
+//!   `sock/<run>/proxy.sock` and `sock/<run>/ca.pem`, and the runner adds the run's trust bundle
+//!   `sock/<run>/ca-bundle.pem` (`sandbox::trust`); that one directory is mounted into the
 //!   run's sandbox at `/paddock`, so a sandbox reaches only its own socket;
 //! * `ctl/` — the control socket (mode 0600, the proxy's uid; rw mount). It is never mounted
 //!   into a sandbox: only the runner (root) reaches it.
@@ -39,6 +40,7 @@ use tracing::info;
 
 use super::docker::DockerEngine;
 use super::spec::LABEL_MANAGED;
+use super::trust;
 
 /// Name of the proxy container of the default state directory (others get a suffix: see
 /// [`EgressSettings::container_name`]).
@@ -236,6 +238,9 @@ pub struct EgressContainer {
     pub control: PathBuf,
     /// The runs directory on the host: `<runs_dir>/<run>` is a run's directory.
     pub runs_dir: PathBuf,
+    /// PEM certificates a sandbox trusts besides its run's CA, for tunnelled hosts: the host's
+    /// CA bundle and the extra CA bundle (`sandbox::trust::sandbox_roots`).
+    pub sandbox_roots: String,
 }
 
 /// A run registered at the proxy.
@@ -609,10 +614,16 @@ impl EgressContainer {
         }
         let control = settings.control_socket();
         wait_ready(&control).await?;
+        let sandbox_roots = trust::sandbox_roots(
+            Path::new(trust::HOST_CA_BUNDLE),
+            settings.extra_ca_bundle.as_deref(),
+        )
+        .map_err(io("read the CA bundles sandboxes trust"))?;
         Ok(Self {
             container_id: id,
             control,
             runs_dir: settings.sock_root(),
+            sandbox_roots,
         })
     }
 
@@ -645,6 +656,11 @@ impl EgressContainer {
                     why: format!("{} is missing", run_dir.join(name).display()),
                 });
             }
+        }
+        // The sandbox's trust bundle: the run's CA, then the roots for tunnelled hosts.
+        if let Err(e) = trust::write_bundle(&run_dir, &reg.ca_pem, &self.sandbox_roots) {
+            let _ = self.revoke(&id).await;
+            return Err(io(format!("write {}", trust::RUN_CA_BUNDLE_NAME))(e));
         }
         Ok(RunEgress {
             run: id,
@@ -846,7 +862,7 @@ mod tests {
         std::fs::write(runs.join("r1").join(RUN_SOCKET_NAME), "").unwrap();
         std::fs::write(runs.join("r1").join(RUN_CA_NAME), "pem").unwrap();
         let answers = vec![
-            r#"{"status":"registered","socket":"r1/proxy.sock","ca_pem":"pem","handles":[{"name":"K","handle":"pdk_h_x"}]}"#.to_owned() + "\n",
+            r#"{"status":"registered","socket":"r1/proxy.sock","ca_pem":"-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----\n","handles":[{"name":"K","handle":"pdk_h_x"}]}"#.to_owned() + "\n",
             r#"{"status":"error","code":"run_exists","message":"a run with this id is registered"}"#.to_owned() + "\n",
             r#"{"status":"revoked","totals":{"requests":3}}"#.to_owned() + "\n",
             r#"{"status":"runs","runs":["r2"]}"#.to_owned() + "\n",
@@ -857,6 +873,8 @@ mod tests {
             container_id: "c".into(),
             control,
             runs_dir: runs.clone(),
+            sandbox_roots: "-----BEGIN CERTIFICATE-----\nUk9PVA==\n-----END CERTIFICATE-----\n"
+                .into(),
         };
         let run = |id: &str| RegisterRun {
             run: id.into(),
@@ -867,6 +885,16 @@ mod tests {
         };
         let reg = egress.register(run("r1")).await.unwrap();
         assert_eq!(reg.run_dir, runs.join("r1"));
+        // The run's trust bundle: its CA first, then the roots.
+        let bundle = std::fs::read_to_string(runs.join("r1").join("ca-bundle.pem")).unwrap();
+        assert!(
+            bundle.starts_with("-----BEGIN CERTIFICATE-----\nQQ==\n"),
+            "{bundle}"
+        );
+        assert!(
+            bundle.ends_with("Uk9PVA==\n-----END CERTIFICATE-----\n"),
+            "{bundle}"
+        );
         assert_eq!(reg.handles[0].handle, "pdk_h_x");
         let dup = egress.register(run("r1")).await.unwrap_err();
         assert!(

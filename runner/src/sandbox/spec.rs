@@ -34,10 +34,21 @@ pub const SANDBOX_HOSTNAME: &str = "paddock";
 pub const INIT_GATE_FLAG: &str = "--gate";
 /// Where the run's proxy CA is mounted (the run dir is `/paddock`).
 pub const CA_FILE: &str = "/paddock/ca.pem";
-/// Variables that point TLS clients at the run's CA when [`RunSpec::ca_file`] is set. Several of
-/// them (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, `PIP_CERT`) *replace* the
-/// system bundle: the run's CA is then the only trust anchor, which is correct because every TLS
-/// connection out of the sandbox goes through the proxy, which intercepts it with that CA.
+/// The run's trust bundle: its CA, then the roots for hosts the proxy tunnels without
+/// interception (written by the runner at registration, `sandbox::trust`).
+pub const CA_BUNDLE_FILE: &str = "/paddock/ca-bundle.pem";
+/// Variables that *replace* a client's trust store: they name [`CA_BUNDLE_FILE`], so the client
+/// trusts the run's CA (intercepted hosts) and the public roots (tunnelled hosts).
+pub const CA_BUNDLE_ENV_VARS: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "npm_config_cafile",
+];
+/// Every CA variable a run gets when [`RunSpec::ca_file`] is set: the replacing ones above, and
+/// `NODE_EXTRA_CA_CERTS`, which *adds* to Node's built-in roots and so names the run's CA alone.
 pub const CA_ENV_VARS: &[&str] = &[
     "SSL_CERT_FILE",
     "NODE_EXTRA_CA_CERTS",
@@ -80,8 +91,8 @@ pub struct RunSpec {
     pub output_cap_bytes: usize,
     /// Masks secrets and key shapes in the output.
     pub scrubber: Scrubber,
-    /// The run dir holds the proxy's per-run CA as `ca.pem`: point every TLS client at it
-    /// ([`CA_ENV_VARS`]).
+    /// The run dir holds the proxy's per-run CA as `ca.pem` and the run's trust bundle as
+    /// `ca-bundle.pem`: point every TLS client at them ([`CA_ENV_VARS`]).
     pub ca_file: bool,
 }
 
@@ -310,7 +321,14 @@ pub fn ca_environment(spec: &RunSpec) -> Vec<(String, String)> {
     }
     CA_ENV_VARS
         .iter()
-        .map(|k| ((*k).to_owned(), CA_FILE.to_owned()))
+        .map(|k| {
+            let file = if CA_BUNDLE_ENV_VARS.contains(k) {
+                CA_BUNDLE_FILE
+            } else {
+                CA_FILE
+            };
+            ((*k).to_owned(), file.to_owned())
+        })
         .collect()
 }
 

@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod cli;
+mod egress_chain;
 mod feedback;
 mod git;
 pub mod http;

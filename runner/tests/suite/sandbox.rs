@@ -430,6 +430,11 @@ async fn agent_tool_images_run_their_cli_in_the_sandbox() {
         ),
     ] {
         if engine.client().inspect_image(image).await.is_err() {
+            // scripts/test builds every image: under CI a missing one is a failure.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set and {image} is not built (sandbox-images/build.sh tools)"
+            );
             eprintln!("skipping {image}: not built (sandbox-images/build.sh tools)");
             continue;
         }
@@ -447,8 +452,8 @@ async fn agent_tool_images_run_their_cli_in_the_sandbox() {
     }
 }
 
-/// With a run CA, every TLS client's variable points at `/paddock/ca.pem`; without, none is set
-/// and the image's own bundle stays in force.
+/// With a run CA, every TLS client's variable points at the run's bundle (Node's at the run's CA
+/// alone); without, none is set and the image's own bundle stays in force.
 #[tokio::test]
 async fn the_run_ca_variables_reach_the_agent() {
     let _g = SERIAL.lock().await;
@@ -461,7 +466,7 @@ async fn the_run_ca_variables_reach_the_agent() {
     let out = text(&l.run(s).await.unwrap().stdout);
     assert!(
         out.contains(
-            "ssl=/paddock/ca.pem node=/paddock/ca.pem pip=/paddock/ca.pem git=/paddock/ca.pem"
+            "ssl=/paddock/ca-bundle.pem node=/paddock/ca.pem pip=/paddock/ca-bundle.pem git=/paddock/ca-bundle.pem"
         ),
         "{out}"
     );
