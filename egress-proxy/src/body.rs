@@ -67,8 +67,9 @@ pub struct UpBody {
 
 impl UpBody {
     /// Streams `inner`, failing once more than `limit` bytes have passed, or (with a `guard`)
-    /// as soon as a chunk carries a credential handle or a real secret; that chunk is never
-    /// forwarded.
+    /// as soon as a chunk carries a credential handle or a real secret. With a guard, the tail
+    /// of each chunk that could still start a handle or secret is held until the next chunk
+    /// (or the end) decides it, so no part of a split handle is forwarded either.
     pub fn new(inner: Incoming, limit: u64, meter: Arc<Meter>, guard: Option<BodyGuard>) -> Self {
         UpBody {
             inner: Some(inner),
@@ -108,20 +109,36 @@ impl Body for UpBody {
                         this.meter.1.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
-                    if let Some(guard) = this.guard.as_mut()
-                        && let Err(rule) = guard.push(data)
-                    {
-                        this.inner = None;
-                        let _ = this.meter.2.set(rule);
-                        return Poll::Ready(Some(Err(BodyError::Broker(rule))));
+                    let Some(guard) = this.guard.as_mut() else {
+                        this.meter.add(n);
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    match guard.release(data) {
+                        Err(rule) => {
+                            this.inner = None;
+                            let _ = this.meter.2.set(rule);
+                            Poll::Ready(Some(Err(BodyError::Broker(rule))))
+                        }
+                        // All of it may be held: read on.
+                        Ok(out) if out.is_empty() => continue,
+                        Ok(out) => {
+                            this.meter.add(out.len());
+                            Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+                        }
                     }
-                    this.meter.add(n);
-                    Poll::Ready(Some(Ok(frame)))
                 }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Stream(e)))),
                 Poll::Ready(None) => {
                     this.inner = None;
-                    Poll::Ready(None)
+                    // The held tail, already checked, goes last.
+                    match this.guard.as_mut().map(BodyGuard::finish) {
+                        Some(Ok(rest)) if !rest.is_empty() => {
+                            this.meter.add(rest.len());
+                            Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))))
+                        }
+                        Some(Err(rule)) => Poll::Ready(Some(Err(BodyError::Broker(rule)))),
+                        _ => Poll::Ready(None),
+                    }
                 }
                 Poll::Pending => Poll::Pending,
             };
@@ -129,13 +146,22 @@ impl Body for UpBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        let held = self.guard.as_ref().map_or(0, BodyGuard::held);
+        held == 0 && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
+        let held = u64::try_from(self.guard.as_ref().map_or(0, BodyGuard::held)).unwrap_or(0);
+        let inner = self
+            .inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(held));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(held));
+        }
+        hint
     }
 }
 

@@ -390,6 +390,7 @@ impl HandleSet {
         BodyGuard {
             scrubber: self.scrubber.clone(),
             carry: Vec::new(),
+            held: 0,
             tripped: None,
         }
     }
@@ -613,11 +614,17 @@ fn json_unescape(bytes: &[u8]) -> Cow<'_, [u8]> {
 const BODY_CARRY: usize = (HANDLE_PREFIX.len() + HANDLE_MIN_BODY) * 6;
 
 /// Checks a request body chunk by chunk, so a handle or secret split across chunks is still
-/// seen. Feed each chunk before forwarding it; once it trips it stays tripped.
+/// seen, and holds back the tail that could still start one: [`BodyGuard::release`] answers
+/// only the bytes no later chunk can turn into a handle or secret, [`BodyGuard::finish`] the
+/// rest at the end of the body. Not even the first half of a split handle goes upstream. Once
+/// it trips it stays tripped.
 #[derive(Clone)]
 pub struct BodyGuard {
     scrubber: Scrubber,
+    /// The last bytes seen: the held ones, and before them enough context for a match.
     carry: Vec<u8>,
+    /// How many bytes at the end of `carry` are not released yet.
+    held: usize,
     tripped: Option<BrokerRule>,
 }
 
@@ -626,28 +633,64 @@ impl fmt::Debug for BodyGuard {
         // The carried bytes may hold part of a secret: sizes only.
         f.debug_struct("BodyGuard")
             .field("carried", &self.carry.len())
+            .field("held", &self.held)
             .field("tripped", &self.tripped)
             .finish()
     }
 }
 
 impl BodyGuard {
-    /// Checks the next chunk (together with the tail of the previous ones).
+    /// The longest spelling of anything the guard looks for: a match is at most this long.
+    fn window(&self) -> usize {
+        BODY_CARRY.max(self.scrubber.max_literal_len())
+    }
+
+    /// Checks the next chunk (together with the tail of the previous ones), releasing nothing
+    /// the caller needs: for callers that forward whole chunks themselves.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), BrokerRule> {
+        self.release(chunk).map(|_| ())
+    }
+
+    /// Checks the next chunk and answers the bytes now safe to forward: everything up to the
+    /// last `window - 1` bytes, which a later chunk could still complete into a handle or a
+    /// secret (those are held until then, or until [`BodyGuard::finish`]).
+    pub fn release(&mut self, chunk: &[u8]) -> Result<Vec<u8>, BrokerRule> {
         if let Some(rule) = self.tripped {
             return Err(rule);
         }
         self.carry.extend_from_slice(chunk);
+        self.held += chunk.len();
         if let Err(rule) = check_body(&self.scrubber, &self.carry) {
             self.tripped = Some(rule);
             self.carry.clear();
+            self.held = 0;
             return Err(rule);
         }
-        let keep = BODY_CARRY.max(self.scrubber.max_literal_len());
+        let undecided = self.window().saturating_sub(1).min(self.held);
+        let start = self.carry.len() - self.held;
+        let out = self.carry[start..self.carry.len() - undecided].to_vec();
+        self.held = undecided;
+        let keep = self.window().max(self.held);
         if self.carry.len() > keep {
             self.carry.drain(..self.carry.len() - keep);
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// Bytes held back so far.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// End of the body: the held bytes (already checked), or the rule if the guard tripped.
+    pub fn finish(&mut self) -> Result<Vec<u8>, BrokerRule> {
+        if let Some(rule) = self.tripped {
+            return Err(rule);
+        }
+        let out = self.carry[self.carry.len() - self.held..].to_vec();
+        self.held = 0;
+        self.carry.clear();
+        Ok(out)
     }
 }
 

@@ -489,6 +489,41 @@ fn body_guard_sees_a_handle_split_across_chunks() {
 }
 
 #[test]
+fn body_guard_releases_no_byte_of_a_split_handle() {
+    let s = set();
+    let h = handle(1);
+    let body = format!("{{\"pad\":\"{}\",\"a\":\"{h}\"}}", "p".repeat(300));
+    let at = body.find(&h).unwrap();
+    for split in 1..body.len() {
+        let mut g = s.body_guard();
+        let first = g.release(&body.as_bytes()[..split]);
+        let second = g.release(&body.as_bytes()[split..]);
+        assert_eq!(second, Err(BrokerRule::HandleInBody), "split {split}");
+        // Whatever was released before the guard tripped stops short of the handle.
+        if let Ok(out) = first {
+            assert!(
+                out.len() <= at,
+                "split {split}: released {} bytes",
+                out.len()
+            );
+        }
+        assert_eq!(g.finish(), Err(BrokerRule::HandleInBody));
+    }
+    // Neighbour: an ordinary body comes out whole, in order, split anywhere; ordinary text is
+    // released as it comes, apart from a bounded tail.
+    let body = format!("{{\"msg\":\"{}\"}}", "ordinary text ".repeat(100));
+    for split in [1, 17, 500, body.len() - 1] {
+        let mut g = s.body_guard();
+        let mut out = g.release(&body.as_bytes()[..split]).unwrap();
+        out.extend(g.release(&body.as_bytes()[split..]).unwrap());
+        assert!(g.held() < BODY_CARRY.max(300), "held {}", g.held());
+        out.extend(g.finish().unwrap());
+        assert_eq!(out, body.as_bytes(), "split {split}");
+        assert_eq!(g.held(), 0);
+    }
+}
+
+#[test]
 fn stream_scrubber_masks_secrets_across_every_split() {
     let s = set();
     let body = format!("data: {{\"echo\":\"{SECRET}\"}}\n\ndata: {{\"x\":\"{GH_SECRET}\"}}\n\n");

@@ -147,6 +147,101 @@ async fn a_handle_out_of_place_is_refused_before_it_leaves() {
     env.stop().await;
 }
 
+/// A handle split across two chunks of a streamed body, the second sent only after the first
+/// could have gone upstream: the request is refused and no byte of the handle (not even its
+/// first half) reaches the upstream. The neighbour: the same streamed body without a handle
+/// arrives whole.
+#[tokio::test]
+async fn no_part_of_a_handle_split_across_body_chunks_leaves() {
+    let env = RunEnv::start().await;
+    let run = env.register("r-split", grants()).await;
+    let handle = run.handle("ANTHROPIC_API_KEY");
+    let port = env.https.port();
+    let pad = "p".repeat(400);
+    let cut = handle.len() / 2;
+    let chunks = |secret: &str| {
+        (
+            format!("{{\"pad\":\"{pad}\",\"exfil\":\"{}", &secret[..cut]),
+            format!("{}\"}}", &secret[cut..]),
+        )
+    };
+    for (name, value, refused) in [
+        ("handle", handle.clone(), true),
+        ("clean", "x".repeat(handle.len()), false),
+    ] {
+        let (first, second) = chunks(&value);
+        let (status, body) = streamed_post(&run, port, &first, &second).await;
+        if refused {
+            assert_eq!(status, 403, "{name}: {body}");
+            assert!(body.contains("handle_in_body"), "{name}: {body}");
+        } else {
+            assert_eq!(status, 200, "{name}: {body}");
+        }
+    }
+    let seen = env.https.all_seen_text();
+    assert!(
+        !seen.contains(&handle[..cut]),
+        "part of a handle went upstream: {seen}"
+    );
+    assert!(
+        !seen.contains("pdk_"),
+        "a handle prefix went upstream: {seen}"
+    );
+    let clean = format!(
+        "{}{}",
+        chunks(&"x".repeat(handle.len())).0,
+        chunks(&"x".repeat(handle.len())).1
+    );
+    assert!(
+        seen.contains(&clean),
+        "the clean body arrived whole: {seen}"
+    );
+    env.stop().await;
+}
+
+/// POSTs a chunked body to `api.anthropic.test` (writes approved) through an intercepted connection: `first`, a pause
+/// long enough for it to go upstream, then `second`. Answers the status and the body.
+async fn streamed_post(
+    run: &super::runs_support::Registered,
+    port: u16,
+    first: &str,
+    second: &str,
+) -> (u16, String) {
+    let mut s = UnixStream::connect(&run.socket).await.unwrap();
+    assert_eq!(
+        connect_on(&mut s, &format!("api.anthropic.test:{port}")).await,
+        200
+    );
+    let connector =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config(&run.ca_pem)));
+    let name = rustls::pki_types::ServerName::try_from("api.anthropic.test").unwrap();
+    let mut tls = connector.connect(name, s).await.unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nhost: api.anthropic.test:{port}\r\ntransfer-encoding: chunked\r\n\
+         content-type: application/json\r\nconnection: close\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(format!("{:x}\r\n{first}\r\n", first.len()).as_bytes())
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The proxy may already have answered and closed: later writes may fail.
+    let _ = tls
+        .write_all(format!("{:x}\r\n{second}\r\n0\r\n\r\n", second.len()).as_bytes())
+        .await;
+    let _ = tls.flush().await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
 #[tokio::test]
 async fn writes_are_judged_inside_intercepted_tls() {
     let env = RunEnv::start().await;

@@ -153,12 +153,14 @@ impl HttpsUp {
     }
 
     async fn serve(&self, req: Request<Incoming>) -> Response<UpBody> {
-        let (parts, body) = req.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes().to_vec())
-            .unwrap_or_default();
+        let (parts, mut incoming) = req.into_parts();
+        // Frame by frame, so a body the proxy cuts short is still recorded as far as it came.
+        let mut body = Vec::new();
+        while let Some(Ok(frame)) = incoming.frame().await {
+            if let Some(data) = frame.data_ref() {
+                body.extend_from_slice(data);
+            }
+        }
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
