@@ -216,17 +216,23 @@ build_test() {
   retire "$old" "$image"
 }
 
-# build_tool NAME: an agent-tool image on top of the agent image. Its Dockerfile pins the tool's
-# version; the inputs are the agent image, the Dockerfile and the extra CA.
+# build_tool NAME: an agent-tool image on top of the agent image. Its directory holds the
+# Dockerfile (the tool's version) and the lock file that pins every package by hash
+# (package-lock.json for npm, requirements.lock for pip); the inputs are the agent image, every
+# file of that directory and the extra CA.
 build_tool() {
   local name="$1"
   build_agent
   local ctx="$work/$name"
-  stage "$ctx" "$here/images/$name/Dockerfile"
+  local files=()
+  local f
+  for f in "$here/images/$name"/*; do [ -f "$f" ] && files+=("$f"); done
+  stage "$ctx" "${files[@]}"
   if [ -n "$extra_ca" ]; then cp "$extra_ca" "$ctx/extra-ca.pem"; else : >"$ctx/extra-ca.pem"; fi
   local agent_id; agent_id="$(docker image inspect --format '{{.Id}}' "$prefix/agent:latest")"
   local inputs
-  inputs="$(printf '%s\n' "$agent_id" "$(cd "$ctx" && file_hash Dockerfile extra-ca.pem)" | sha)"
+  inputs="$(printf '%s\n' "$agent_id" "$(cd "$ctx" && LC_ALL=C ls | sha)" \
+    "$(cd "$ctx" && LC_ALL=C ls | while read -r f; do sha256sum "$f"; done | sha)" | sha)"
   local image="$prefix/$name:latest"
   if up_to_date "$image" "$inputs"; then log "$image is up to date"; return; fi
   local tool_version

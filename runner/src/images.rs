@@ -347,4 +347,134 @@ mod tests {
             ..BuildArgs::default()
         }));
     }
+
+    fn tool_dir(name: &str) -> PathBuf {
+        locate_source_dir(None)
+            .unwrap()
+            .join("sandbox-images/images")
+            .join(name)
+    }
+
+    fn tool_version(name: &str) -> String {
+        let dockerfile = std::fs::read_to_string(tool_dir(name).join("Dockerfile")).unwrap();
+        dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix("ARG TOOL_VERSION="))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// The problems of a pip lock: a requirement without a sha256, an unpinned one, an option
+    /// that could fetch from elsewhere.
+    fn pip_lock_problems(lock: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut current: Option<(String, usize)> = None;
+        let close = |c: Option<(String, usize)>, problems: &mut Vec<String>| {
+            if let Some((req, 0)) = c {
+                problems.push(format!("{req}: no hash"));
+            }
+        };
+        for line in lock.lines() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            if line.starts_with(' ') {
+                if let Some(h) = t.strip_prefix("--hash=sha256:") {
+                    let h = h.trim_end_matches(" \\");
+                    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        problems.push(format!("bad hash {h}"));
+                    }
+                    if let Some((_, n)) = current.as_mut() {
+                        *n += 1;
+                    }
+                }
+                continue;
+            }
+            close(current.take(), &mut problems);
+            if t.starts_with('-') || t.contains("://") || t.contains(" @ ") {
+                problems.push(format!("option or URL: {t}"));
+                continue;
+            }
+            let req = t.trim_end_matches(" \\").to_owned();
+            if !req.contains("==") {
+                problems.push(format!("{req}: not pinned"));
+            }
+            current = Some((req, 0));
+        }
+        close(current, &mut problems);
+        problems
+    }
+
+    #[test]
+    fn a_pip_lock_without_hashes_or_with_an_index_is_refused() {
+        let good = "a==1 \\\n    --hash=sha256:".to_owned() + &"ab".repeat(32) + "\n";
+        assert!(pip_lock_problems(&good).is_empty());
+        for bad in [
+            "a==1\n".to_owned(),
+            "a>=1 \\\n    --hash=sha256:".to_owned() + &"ab".repeat(32) + "\n",
+            "--extra-index-url http://mirror.test/simple\n".to_owned() + &good,
+            good.clone() + "b==2\n",
+            "a==1 \\\n    --hash=sha256:abc\n".to_owned(),
+        ] {
+            assert!(!pip_lock_problems(&bad).is_empty(), "{bad}");
+        }
+    }
+
+    /// Every package an agent-tool image installs is pinned by hash, at the version its
+    /// Dockerfile names, and the Dockerfile installs from the lock only.
+    #[test]
+    fn every_agent_tool_is_pinned_by_hash() {
+        for (name, package) in [
+            ("claude-code", "@anthropic-ai/claude-code"),
+            ("codex", "@openai/codex"),
+        ] {
+            let version = tool_version(name);
+            let dir = tool_dir(name);
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("package.json")).unwrap()).unwrap();
+            assert_eq!(
+                manifest["dependencies"][package],
+                version.as_str(),
+                "{name}"
+            );
+            let lock: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("package-lock.json")).unwrap())
+                    .unwrap();
+            let packages = lock["packages"].as_object().unwrap();
+            assert_eq!(
+                packages[&format!("node_modules/{package}")]["version"],
+                version.as_str(),
+                "{name}"
+            );
+            for (path, entry) in packages.iter().filter(|(p, _)| !p.is_empty()) {
+                let integrity = entry["integrity"].as_str().unwrap_or_default();
+                assert!(integrity.starts_with("sha512-"), "{name}: {path}");
+            }
+            let dockerfile = std::fs::read_to_string(dir.join("Dockerfile")).unwrap();
+            assert!(dockerfile.contains("npm-cli.js ci"), "{name}");
+            assert!(
+                dockerfile.contains("--require-hashes"),
+                "{name}: the Node wheel"
+            );
+        }
+        for (name, package) in [
+            ("aider", "aider-chat"),
+            ("mini-swe-agent", "mini-swe-agent"),
+        ] {
+            let version = tool_version(name);
+            let dir = tool_dir(name);
+            let lock = std::fs::read_to_string(dir.join("requirements.lock")).unwrap();
+            assert_eq!(pip_lock_problems(&lock), Vec::<String>::new(), "{name}");
+            assert!(
+                lock.lines()
+                    .any(|l| l.starts_with(&format!("{package}=={version} "))),
+                "{name}: {package}=={version} is not in the lock"
+            );
+            let dockerfile = std::fs::read_to_string(dir.join("Dockerfile")).unwrap();
+            assert!(dockerfile.contains("--require-hashes"), "{name}");
+            assert!(dockerfile.contains("--no-deps"), "{name}");
+        }
+    }
 }
