@@ -6,11 +6,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use paddock_policy::{BodyGuard, BrokerRule, StreamScrubber, UsageMeter};
+use tokio::time::{Instant, Sleep};
 
 use crate::audit::AuditRecord;
 use crate::proxy::Shared;
@@ -53,6 +55,9 @@ pub enum BodyError {
     /// chunk went upstream.
     #[error("request body refused by the credential broker: {}", .0.name())]
     Broker(BrokerRule),
+    /// The upstream sent nothing for `limits.idle_timeout` in the middle of a response body.
+    #[error("upstream response body idle for longer than the configured limit")]
+    Idle,
 }
 
 /// The client's request body on its way upstream.
@@ -182,6 +187,8 @@ pub struct PendingAudit {
 
 impl PendingAudit {
     /// Completes and emits the record, and charges the run (bytes, and tokens when metered).
+    /// When a successful response carries no readable usage, its tokens are estimated from the
+    /// request body (the prompt) and the response body together.
     pub fn finish(mut self: Box<Self>, bytes_down: u64, usage: Option<UsageMeter>) {
         self.record.bytes_up = self.up.get();
         self.record.bytes_down = bytes_down;
@@ -190,7 +197,13 @@ impl PendingAudit {
         self.shared
             .metrics
             .add_bytes(self.record.bytes_up, bytes_down);
-        let report = usage.map(UsageMeter::finish);
+        // A provider refusal (4xx, 5xx) processed no prompt: only its own bytes are estimated.
+        let prompt = if (200..300).contains(&self.record.status) {
+            self.record.bytes_up
+        } else {
+            0
+        };
+        let report = usage.map(|u| u.finish_with_request(prompt));
         self.run
             .record(self.record.bytes_up, bytes_down, report.as_ref());
         self.shared.auditor.record(self.record);
@@ -198,7 +211,7 @@ impl PendingAudit {
 }
 
 /// What happens to an upstream response body on its way to the client.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DownFilter {
     /// Masks the run's real secrets (`None` when the run holds none).
     pub scrub: Option<StreamScrubber>,
@@ -206,6 +219,46 @@ pub struct DownFilter {
     pub usage: Option<UsageMeter>,
     /// The upstream body has ended (or failed).
     pub ended: bool,
+    /// How long the upstream may send nothing between two frames of the body.
+    idle: Duration,
+    /// When the last frame arrived.
+    last: Instant,
+    /// Wakes the body up when `idle` may have passed since `last`; created on the first wait.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl DownFilter {
+    /// A filter whose body fails once the upstream has sent nothing for `idle`.
+    pub fn new(scrub: Option<StreamScrubber>, usage: Option<UsageMeter>, idle: Duration) -> Self {
+        DownFilter {
+            scrub,
+            usage,
+            ended: false,
+            idle,
+            last: Instant::now(),
+            timer: None,
+        }
+    }
+
+    /// Called when the upstream has nothing ready: true once it has been idle too long.
+    /// Otherwise arranges to be woken when it would be. Progress only records a time; the timer
+    /// is re-armed lazily, so a busy stream costs no timer work per frame.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.last + self.idle;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        // The timer fired: either the upstream really was silent since its deadline, or frames
+        // came after it was armed and it is moved to the deadline the last frame set.
+        if deadline <= Instant::now() {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 /// The body answered to the client.
@@ -255,12 +308,12 @@ impl Drop for DownBody {
 
 impl Body for DownBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             DownBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             DownBody::Upstream {
@@ -274,6 +327,7 @@ impl Body for DownBody {
                 }
                 match Pin::new(&mut *inner).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
+                        filter.last = Instant::now();
                         let Ok(data) = frame.into_data() else {
                             // Trailers are not relayed: they could echo a secret unscrubbed.
                             continue;
@@ -308,7 +362,17 @@ impl Body for DownBody {
                         if let Some(a) = audit.take() {
                             a.finish(*seen, filter.usage.take());
                         }
-                        return Poll::Ready(Some(Err(e)));
+                        return Poll::Ready(Some(Err(BodyError::Stream(e))));
+                    }
+                    Poll::Pending if filter.idle_expired(cx) => {
+                        // The upstream went silent mid-body: end the exchange (the client
+                        // sees the response cut short) instead of holding it open forever.
+                        filter.ended = true;
+                        filter.timer = None;
+                        if let Some(a) = audit.take() {
+                            a.finish(*seen, filter.usage.take());
+                        }
+                        return Poll::Ready(Some(Err(BodyError::Idle)));
                     }
                     Poll::Pending => return Poll::Pending,
                 }

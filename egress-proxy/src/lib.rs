@@ -21,6 +21,7 @@ pub mod dial;
 pub mod drive;
 pub mod framing;
 pub mod limits;
+pub mod method_override;
 pub mod metrics;
 pub mod prehead;
 pub mod proxy;

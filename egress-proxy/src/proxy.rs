@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -29,6 +30,8 @@ use crate::credentials::{broker, scrub_response_headers};
 use crate::dial::{self, DialError, Resolver};
 use crate::drive::Drivers;
 use crate::framing::Verdicts;
+use crate::limits::ConnPermit;
+use crate::method_override::has_method_override;
 use crate::metrics::Metrics;
 use crate::reply;
 use crate::run::Run;
@@ -37,6 +40,10 @@ use crate::tunnel;
 
 /// Rule name for a host that does not parse (malformed, numeric-looking but invalid, userinfo).
 pub const RULE_INVALID_HOST: &str = "invalid_host";
+
+/// Denials (and rejections) one client connection may collect; the reply to the last one
+/// closes the connection, so that a client cannot flood denials on one kept-alive connection.
+pub const MAX_DENIALS_PER_CONNECTION: u32 = 32;
 
 /// State shared by every connection of one proxy.
 #[derive(Debug)]
@@ -80,7 +87,11 @@ pub struct ConnCtx {
     pub verdicts: Arc<Verdicts>,
     /// Upstream connections this client connection's task drives.
     pub drivers: Arc<Drivers>,
+    /// The client connection's slot under the connection limits, held by every task that
+    /// still uses the connection (the HTTP server, a tunnel, an intercepted session).
+    pub permit: Option<Arc<ConnPermit>>,
     upstream: Mutex<Option<Upstream>>,
+    denials: AtomicU32,
 }
 
 impl std::fmt::Debug for ConnCtx {
@@ -99,6 +110,7 @@ impl ConnCtx {
         run: Arc<Run>,
         origin: Option<(Host, u16)>,
         verdicts: Arc<Verdicts>,
+        permit: Option<Arc<ConnPermit>>,
     ) -> Self {
         ConnCtx {
             shared,
@@ -107,8 +119,20 @@ impl ConnCtx {
             origin,
             verdicts,
             drivers: Arc::new(Drivers::default()),
+            permit,
             upstream: Mutex::new(None),
+            denials: AtomicU32::new(0),
         }
+    }
+
+    /// Counts one denial on this connection; true once the connection has had its share and
+    /// must be closed after the reply.
+    fn note_denial(&self) -> bool {
+        let n = self
+            .denials
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        n >= MAX_DENIALS_PER_CONNECTION
     }
 
     fn take_upstream(&self, host: &Host, port: u16) -> Option<Upstream> {
@@ -181,9 +205,12 @@ impl ConnCtx {
         }
     }
 
-    fn emit(&self, s: &Start, o: Outcome<'_>) {
+    /// Audits one outcome; true when it was a denial that used up the connection's share.
+    fn emit(&self, s: &Start, o: Outcome<'_>) -> bool {
+        let mut close = false;
         if matches!(o.verdict, "deny" | "reject") {
             self.run.note_denied(o.host);
+            close = self.note_denial();
         }
         let rec = self.record(s, o);
         tracing::info!(
@@ -197,12 +224,14 @@ impl ConnCtx {
             "egress decision"
         );
         self.shared.auditor.record(rec);
+        close
     }
 
-    /// Audits and returns a local reply.
+    /// Audits and returns a local reply; the reply closes the connection once it has had
+    /// [`MAX_DENIALS_PER_CONNECTION`] denials.
     fn reply(&self, s: &Start, o: Outcome<'_>, resp: Response<DownBody>) -> Response<DownBody> {
-        self.emit(s, o);
-        resp
+        let close = self.emit(s, o);
+        closing(resp, close)
     }
 }
 
@@ -237,6 +266,15 @@ pub async fn handle(
     }
 }
 
+/// Marks `resp` as the connection's last when `close`.
+fn closing(mut resp: Response<DownBody>, close: bool) -> Response<DownBody> {
+    if close {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 fn deny_outcome<'a>(host: &'a str, port: Option<u16>, rule: &'static str) -> Outcome<'a> {
     Outcome {
         host,
@@ -269,24 +307,6 @@ fn target(uri: &Uri, default_port: Option<u16>) -> Result<(Host, u16), String> {
         return Err(String::new());
     };
     parse_authority(auth.as_str(), default_port).map_err(|_| reply::sanitize_host(auth.host()))
-}
-
-/// `X-HTTP-Method-Override` and kin, or a `_method=` query parameter.
-fn has_method_override(req: &Request<Incoming>) -> bool {
-    let h = req.headers();
-    if h.contains_key("x-http-method-override")
-        || h.contains_key("x-http-method")
-        || h.contains_key("x-method-override")
-    {
-        return true;
-    }
-    req.uri().query().is_some_and(|q| {
-        q.split(['&', ';']).any(|pair| {
-            let key = pair.split('=').next().unwrap_or("");
-            let key = key.to_ascii_lowercase().replace("%5f", "_");
-            key == "_method"
-        })
-    })
 }
 
 /// Removes hop-by-hop headers: `Connection` and every header it names, `Keep-Alive`, `TE`,
@@ -396,10 +416,11 @@ fn broker_denied(
         "credential broker refused a request"
     );
     ctx.run.note_denied(host);
+    let last = ctx.note_denial();
     let mut rec = ctx.record(s, deny_outcome(host, port, rule.name()));
     rec.security_event = true;
     ctx.shared.auditor.record(rec);
-    reply::denied(rule.name(), host, close)
+    closing(reply::denied(rule.name(), host, close), last)
 }
 
 async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody> {
@@ -427,12 +448,13 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
             return reject(&ctx, &s, &host_text, "host_header_mismatch");
         }
     }
+    let method_override = has_method_override(&req);
     let decision = ctx.run.policy.decide(&EgressRequest {
         method: req.method().as_str(),
         scheme: if tls { Scheme::Https } else { Scheme::Http },
         host: &host,
         port,
-        method_override: has_method_override(&req),
+        method_override,
     });
     if decision.verdict != Verdict::Allow {
         let rule = decision.rule.name();
@@ -518,6 +540,7 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
     let meter = Arc::new(Meter::default());
     let guard = Some(ctx.run.handles.body_guard());
     let mut up_req = Request::new(UpBody::new(body, limit, meter.clone(), guard));
+    let method = parts.method.clone();
     *up_req.method_mut() = parts.method;
     *up_req.version_mut() = Version::HTTP_11;
     *up_req.headers_mut() = headers;
@@ -616,12 +639,17 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
     if scrub.is_some() {
         parts.headers.remove(CONTENT_LENGTH);
     }
-    let usage = ctx.run.is_token_host(&host).then(|| {
+    // Only a write (in practice a POST) to a token host can spend tokens: its response is
+    // metered (JSON and SSE read for their usage, anything else counted by its bytes). A GET or
+    // HEAD without a method override is neither buffered nor charged tokens (its bytes and the
+    // request still count).
+    let write = !matches!(method, Method::GET | Method::HEAD) || method_override;
+    let usage = (write && ctx.run.is_token_host(&host)).then(|| {
         let format = parts
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map_or(BodyFormat::Json, BodyFormat::from_content_type);
+            .map_or(BodyFormat::Opaque, BodyFormat::from_content_type);
         UsageMeter::new(format)
     });
     let status = parts.status;
@@ -649,11 +677,7 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
             inner: body,
             seen: 0,
             audit: Some(audit),
-            filter: Box::new(DownFilter {
-                scrub,
-                usage,
-                ended: false,
-            }),
+            filter: Box::new(DownFilter::new(scrub, usage, idle)),
         },
     )
 }
@@ -859,7 +883,10 @@ async fn connect(ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<Down
     let start = s.at;
     let task_shared = shared.clone();
     let run = ctx.run.clone();
+    // The tunnel outlives the HTTP connection it came from: it keeps the connection's slot.
+    let permit = ctx.permit.clone();
     shared.tracker.spawn(async move {
+        let _permit = permit;
         let (up, down) = match on_upgrade.await {
             Ok(upgraded) => {
                 tunnel::run(
@@ -913,6 +940,9 @@ fn intercept_connect(
     let run = ctx.run.clone();
     let client = ctx.client.clone();
     let method = s.method.clone();
+    // The intercepted session outlives the HTTP connection it came from: it keeps the
+    // connection's slot, and so does the decrypted connection served inside it.
+    let permit = ctx.permit.clone();
     shared.tracker.clone().spawn(async move {
         let upgraded = tokio::select! {
             r = on_upgrade => match r {
@@ -948,6 +978,7 @@ fn intercept_connect(
                     run.clone(),
                     None,
                     Arc::new(Verdicts::default()),
+                    None,
                 );
                 let s = Start {
                     ts: SystemTime::now(),
@@ -976,6 +1007,7 @@ fn intercept_connect(
             run,
             Some((host, port)),
             verdicts.clone(),
+            permit,
         ));
         crate::server::serve_http(ctx, tls, verdicts, None).await;
     });

@@ -458,9 +458,11 @@ fn spawn_conn<S>(
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
         shared.metrics.connection_opened();
-        serve_conn(&shared, stream, client, run, &stop).await;
+        // The permit lives as long as the connection's last user: this task, or the tunnel or
+        // intercepted session a CONNECT hands the connection to (each holds a clone).
+        let permit = Arc::new(permit);
+        serve_conn(&shared, stream, client, run, permit, &stop).await;
         shared.metrics.connection_closed();
-        drop(permit);
     });
 }
 
@@ -469,6 +471,7 @@ async fn serve_conn<S>(
     mut stream: S,
     client: Arc<str>,
     run: Arc<Run>,
+    permit: Arc<ConnPermit>,
     stop: &CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -503,6 +506,7 @@ async fn serve_conn<S>(
         run,
         None,
         verdicts.clone(),
+        Some(permit),
     ));
     serve_http(ctx, Prefixed::new(prefix, stream), verdicts, Some(stop)).await;
 }

@@ -139,25 +139,35 @@ pub enum BodyFormat {
     Json,
     /// `text/event-stream`.
     EventStream,
+    /// Anything else: never buffered or parsed, only counted, and charged by the byte estimate.
+    Opaque,
 }
 
 impl BodyFormat {
-    /// From the response `Content-Type`: `text/event-stream` (any case, any parameters) is a
-    /// stream, everything else is read as JSON.
+    /// From the response `Content-Type` (any case, any parameters): `text/event-stream` is a
+    /// stream, `application/json` (or any `+json` type) is JSON, everything else (including an
+    /// empty value) is opaque.
     pub fn from_content_type(content_type: &str) -> BodyFormat {
         let media = content_type.split(';').next().unwrap_or("").trim();
+        let json_suffix = media.len() > 5
+            && media
+                .get(media.len() - 5..)
+                .is_some_and(|s| s.eq_ignore_ascii_case("+json"));
         if media.eq_ignore_ascii_case("text/event-stream") {
             BodyFormat::EventStream
-        } else {
+        } else if media.eq_ignore_ascii_case("application/json") || json_suffix {
             BodyFormat::Json
+        } else {
+            BodyFormat::Opaque
         }
     }
 }
 
 /// Default cap on one SSE line and on one event's data (1 MiB).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
-/// Default cap on a JSON body kept for parsing (8 MiB).
-pub const DEFAULT_MAX_JSON: usize = 8 << 20;
+/// Default cap on a JSON body kept for parsing (1 MiB). Provider responses that carry a usage
+/// are far smaller; a bigger body is charged by the byte estimate instead of being held.
+pub const DEFAULT_MAX_JSON: usize = 1 << 20;
 
 /// The end result of metering one response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -172,19 +182,29 @@ pub struct UsageReport {
     pub complete: bool,
     /// Body bytes seen.
     pub body_bytes: u64,
+    /// Request body bytes sent for this response (the prompt), counted by the byte estimate.
+    pub request_bytes: u64,
 }
 
 impl UsageReport {
     /// Tokens to charge. When the usage is missing, not final, or may be incomplete, charge at
-    /// least one token per two body bytes (an over-estimate for every provider's tokenizer), so
-    /// that neither an unreadable response nor a stream the client hangs up on early runs free.
+    /// least one token per two bytes of request and response body together (an over-estimate
+    /// for every provider's tokenizer), so that neither an unreadable response, a stream the
+    /// client hangs up on early, nor a huge prompt whose answer carries no usage runs free.
     pub fn charge(&self) -> u64 {
         let read = self.usage.map_or(0, |u| u.total());
         if self.usage.is_some() && self.complete && !self.truncated {
             read
         } else {
-            read.max(self.body_bytes.div_ceil(2))
+            read.max(self.estimate())
         }
+    }
+
+    /// The byte estimate: one token per two bytes of request and response body.
+    pub fn estimate(&self) -> u64 {
+        self.body_bytes
+            .saturating_add(self.request_bytes)
+            .div_ceil(2)
     }
 }
 
@@ -268,6 +288,7 @@ impl UsageMeter {
                     self.sse_byte(b);
                 }
             }
+            BodyFormat::Opaque => {}
         }
     }
 
@@ -277,7 +298,13 @@ impl UsageMeter {
     }
 
     /// End of the body.
-    pub fn finish(mut self) -> UsageReport {
+    pub fn finish(self) -> UsageReport {
+        self.finish_with_request(0)
+    }
+
+    /// End of the body; `request_bytes` is the size of the request body (the prompt) that
+    /// produced it, counted in the byte estimate when the usage cannot be read.
+    pub fn finish_with_request(mut self, request_bytes: u64) -> UsageReport {
         match self.format {
             BodyFormat::Json => {
                 if !self.line_overflow {
@@ -285,6 +312,7 @@ impl UsageMeter {
                     self.complete = self.usage.is_some();
                 }
             }
+            BodyFormat::Opaque => {}
             BodyFormat::EventStream => {
                 // A last line without its terminator, then a last event without its blank line.
                 if !self.line.is_empty() || self.line_overflow {
@@ -298,6 +326,7 @@ impl UsageMeter {
             complete: self.complete,
             truncated: self.truncated,
             body_bytes: self.body_bytes,
+            request_bytes,
         }
     }
 

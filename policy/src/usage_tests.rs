@@ -199,6 +199,81 @@ fn content_type_selects_the_format() {
         BodyFormat::from_content_type("application/json"),
         BodyFormat::Json
     );
+    assert_eq!(
+        BodyFormat::from_content_type("Application/JSON; charset=utf-8"),
+        BodyFormat::Json
+    );
+    assert_eq!(
+        BodyFormat::from_content_type("application/problem+json"),
+        BodyFormat::Json
+    );
+    // Anything else is never buffered as JSON.
+    for other in [
+        "",
+        "text/html",
+        "application/octet-stream",
+        "+json",
+        "text/plain",
+    ] {
+        assert_eq!(
+            BodyFormat::from_content_type(other),
+            BodyFormat::Opaque,
+            "{other:?}"
+        );
+    }
+}
+
+#[test]
+fn an_opaque_body_is_counted_not_buffered() {
+    let mut m = UsageMeter::new(BodyFormat::Opaque);
+    let chunk = vec![b'{'; 64 << 10];
+    for _ in 0..64 {
+        m.push(&chunk);
+    }
+    assert!(format!("{m:?}").contains("buffered: 0"), "{m:?}");
+    let r = m.finish();
+    assert_eq!(r.usage, None);
+    assert_eq!(r.charge(), (64 << 10) * 64 / 2);
+}
+
+#[test]
+fn json_over_one_mib_is_dropped_and_charged_by_the_estimate() {
+    assert_eq!(DEFAULT_MAX_JSON, 1 << 20);
+    // A usage at the very end of a body just over the cap is not read: the body was dropped
+    // at the cap, and the bytes are charged instead.
+    let pad = "x".repeat(DEFAULT_MAX_JSON);
+    let body = format!(r#"{{"pad":"{pad}","usage":{{"input_tokens":1,"output_tokens":1}}}}"#);
+    let mut m = UsageMeter::new(BodyFormat::Json);
+    for c in body.as_bytes().chunks(64 << 10) {
+        m.push(c);
+    }
+    assert!(format!("{m:?}").contains("buffered: 0"), "{m:?}");
+    let r = m.finish();
+    assert!(r.truncated);
+    assert_eq!(r.charge(), u64::try_from(body.len()).unwrap().div_ceil(2));
+    // The neighbour: a body under the cap is read exactly.
+    let r = meter_all(BodyFormat::Json, ANTHROPIC_JSON.as_bytes(), 7);
+    assert_eq!(r.charge(), 169);
+}
+
+#[test]
+fn the_estimate_counts_the_prompt_when_the_usage_is_missing() {
+    // A 1 MB prompt answered by a stream without any usage event.
+    let prompt = 1_000_000u64;
+    let answer = b"data: {\"type\":\"content_block_delta\"}\n\n";
+    let mut m = UsageMeter::new(BodyFormat::EventStream);
+    m.push(answer);
+    let r = m.finish_with_request(prompt);
+    let answer_len = u64::try_from(answer.len()).unwrap();
+    assert_eq!(r.charge(), (prompt + answer_len).div_ceil(2));
+    assert!(r.charge() >= prompt / 2);
+    // The neighbour: a complete usage is charged exactly, whatever the prompt's size.
+    let mut m = UsageMeter::new(BodyFormat::Json);
+    m.push(ANTHROPIC_JSON.as_bytes());
+    assert_eq!(m.finish_with_request(prompt).charge(), 169);
+    let mut m = UsageMeter::new(BodyFormat::EventStream);
+    m.push(anthropic_sse(false).as_bytes());
+    assert_eq!(m.finish_with_request(prompt).charge(), 43);
 }
 
 fn llm() -> Host {

@@ -90,6 +90,39 @@ async fn writes_need_an_approved_host_and_https() {
 }
 
 #[tokio::test]
+async fn a_percent_encoded_method_override_is_still_an_override() {
+    let env = Env::start().await;
+    let p = env.up.port();
+    for q in [
+        "_m%65thod=DELETE",
+        "%5F%6D%65%74%68%6F%64=PUT",
+        "a=1;_METH%4fD=post",
+        "%255fmethod=DELETE",
+        ".method=DELETE",
+        "_method%5B%5D=PUT",
+    ] {
+        let r = env.get(&format!("http://public.test:{p}/?{q}")).await;
+        assert_eq!(
+            (r.status, r.rule().as_str()),
+            (403, "write_not_approved"),
+            "{q}"
+        );
+    }
+    assert_eq!(env.up.connection_count(), 0);
+    // The neighbours: keys that only look alike are plain parameters.
+    for q in [
+        "m%65thod=DELETE",
+        "_m%65thodx=DELETE",
+        "x=_m%65thod",
+        "_method_=1",
+    ] {
+        let r = env.get(&format!("http://public.test:{p}/?{q}")).await;
+        assert_eq!(r.status, 200, "{q}");
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn method_override_turns_a_read_into_a_write() {
     let env = Env::start().await;
     let p = env.up.port();

@@ -184,7 +184,9 @@ async fn one_runs_socket_never_gets_another_runs_policy_or_handles() {
 
 async fn token_budget_trips(path: &str, stream: bool, expect_in: u64, expect_out: u64) {
     let env = RunEnv::start().await;
-    let budget = serde_json::json!({"budget": {"max_tokens": 100,
+    let mut policy = env.policy();
+    policy["approved_write_hosts"] = serde_json::json!(["api.anthropic.test", "api.openai.test"]);
+    let budget = serde_json::json!({"policy": policy, "budget": {"max_tokens": 100,
         "token_hosts": ["api.anthropic.test", "api.openai.test"]}});
     let run = env.register("r-budget", budget).await;
     let port = env.https.port();
@@ -202,11 +204,11 @@ async fn token_budget_trips(path: &str, stream: bool, expect_in: u64, expect_out
     let mut c = intercepted(&run.socket, llm, port, &run.ca_pem)
         .await
         .unwrap();
-    let got = request(&mut c, "GET", &host, &target, &[], "").await;
+    let got = request(&mut c, "POST", &host, &target, &[], "{}").await;
     assert_eq!(got.status, 200, "{got:?}");
     // The charge is made when the response ends; give the body's end a moment.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let got = request(&mut c, "GET", &host, &target, &[], "").await;
+    let got = request(&mut c, "POST", &host, &target, &[], "{}").await;
     assert_eq!(got.status, 403, "{got:?}");
     assert_eq!(got.rule(), "budget_tokens");
     // The neighbour: a host that is not metered is still served.
@@ -267,5 +269,78 @@ async fn request_budget_trips_with_a_named_rule() {
     let got = request(&mut c, "GET", &host, "/3", &[], "").await;
     assert_eq!(got.status, 403);
     assert_eq!(got.rule(), "budget_requests");
+    env.stop().await;
+}
+
+async fn run_tokens(env: &RunEnv, run: &str) -> u64 {
+    // The charge is made when the response ends; give the body's end a moment.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = env
+        .control(&format!(
+            r#"{{"version":1,"op":{{"kind":"totals","run":"{run}"}}}}"#
+        ))
+        .await;
+    t["totals"]["tokens"].as_u64().unwrap()
+}
+
+/// Only a write to a token host is metered: a large GET answered with JSON is neither buffered
+/// nor charged tokens, while a POST (or a GET overridden into one) answered with a usage is
+/// charged exactly that usage.
+#[tokio::test]
+async fn only_writes_to_token_hosts_are_metered() {
+    let env = RunEnv::start().await;
+    let budget = serde_json::json!({"budget": {"max_tokens": 1_000_000_000u64,
+        "token_hosts": ["api.anthropic.test"]}});
+    let run = env.register("r-meter", budget).await;
+    let port = env.https.port();
+    let host = format!("api.anthropic.test:{port}");
+    let mut c = intercepted(&run.socket, "api.anthropic.test", port, &run.ca_pem)
+        .await
+        .unwrap();
+    let got = request(&mut c, "GET", &host, "/big?n=3000000", &[], "").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len(), 3_000_000);
+    assert_eq!(run_tokens(&env, "r-meter").await, 0, "a GET is not metered");
+    // The neighbour: a POST whose JSON answer carries a usage is charged exactly.
+    let got = request(&mut c, "POST", &host, "/v1/messages", &[], "{}").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(run_tokens(&env, "r-meter").await, 150);
+    // A GET that asks the server to treat it as a POST is metered like one.
+    let over = [("x-http-method-override", "POST")];
+    let got = request(&mut c, "GET", &host, "/v1/messages", &over, "").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(run_tokens(&env, "r-meter").await, 300);
+    // A POST answered with JSON over the 1 MiB cap is charged by its bytes, not read.
+    let got = request(&mut c, "POST", &host, "/big?n=2000000", &[], "{}").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(run_tokens(&env, "r-meter").await, 300 + 1_000_001);
+    env.stop().await;
+}
+
+/// A huge prompt answered without any usage is charged by the bytes of the prompt as well as
+/// those of the answer; an answer with a usage is charged exactly its usage.
+#[tokio::test]
+async fn a_prompt_without_usage_in_its_answer_is_charged_by_its_bytes() {
+    let env = RunEnv::start().await;
+    let budget = serde_json::json!({"budget": {"max_tokens": 1_000_000_000u64,
+        "token_hosts": ["api.anthropic.test"]}});
+    let run = env.register("r-prompt", budget).await;
+    let port = env.https.port();
+    let host = format!("api.anthropic.test:{port}");
+    let mut c = intercepted(&run.socket, "api.anthropic.test", port, &run.ca_pem)
+        .await
+        .unwrap();
+    let prompt = format!(r#"{{"prompt":"{}"}}"#, "p".repeat(1_000_000));
+    let got = request(&mut c, "POST", &host, "/v1/no-usage", &[], &prompt).await;
+    assert_eq!(got.status, 200);
+    let answer = u64::try_from(got.body.len()).unwrap();
+    let sent = u64::try_from(prompt.len()).unwrap();
+    let tokens = run_tokens(&env, "r-prompt").await;
+    assert_eq!(tokens, (sent + answer).div_ceil(2));
+    assert!(tokens >= 500_000, "{tokens}");
+    // The neighbour: the same prompt answered with a usage is charged exactly that usage.
+    let got = request(&mut c, "POST", &host, "/v1/messages?stream=1", &[], &prompt).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(run_tokens(&env, "r-prompt").await, tokens + 200);
     env.stop().await;
 }

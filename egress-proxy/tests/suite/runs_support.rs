@@ -59,7 +59,9 @@ type UpBody = http_body_util::Either<Full<Bytes>, ChannelBody>;
 /// Paths: `/echo-headers` echoes the request headers in the body and `x-api-key` /
 /// `authorization` in response headers; `/v1/messages` answers Anthropic usage (SSE with
 /// `?stream=1`); `/v1/chat/completions` answers OpenAI usage (SSE with `?stream=1`);
-/// `/gated` sends one event, then the rest only after [`HttpsUp::release`]; anything else `ok`.
+/// `/gated` sends one event, then the rest only after [`HttpsUp::release`]; `/big?n=N` answers
+/// N bytes of JSON without any usage; `/v1/no-usage` answers a stream without any usage event;
+/// anything else `ok`.
 #[derive(Clone)]
 pub struct HttpsUp {
     pub addr: SocketAddr,
@@ -219,6 +221,23 @@ data: {"type":"message_stop"}"#,
                         .into(),
                 ))
                 .unwrap(),
+            "/big" => {
+                let n: usize = parts
+                    .uri
+                    .query()
+                    .and_then(|q| q.strip_prefix("n="))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let pad = "x".repeat(n.saturating_sub(10));
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .body(full(format!(r#"{{"pad":"{pad}"}}"#)))
+                    .unwrap()
+            }
+            "/v1/no-usage" => sse(&[
+                r#"event: content_block_delta
+data: {"type":"content_block_delta","delta":{"text":"hi"}}"#,
+            ]),
             "/gated" => {
                 let (tx, rx) = mpsc::channel(4);
                 let release = self.release.clone();
@@ -262,6 +281,11 @@ pub struct RunEnv {
 
 impl RunEnv {
     pub async fn start() -> RunEnv {
+        RunEnv::start_with_limits("").await
+    }
+
+    /// With extra `[limits]` lines.
+    pub async fn start_with_limits(limits: &str) -> RunEnv {
         let dns = Dns::start().await;
         for name in TLS_NAMES.iter().chain(["plain.test"].iter()) {
             dns.set(name, &["127.0.0.2"]);
@@ -291,6 +315,8 @@ extra_ca_bundle = {bundle:?}
 [control]
 unix = {control:?}
 runs_dir = {runs:?}
+[limits]
+{limits}
 "#,
             dns = dns.addr,
             tls = https.port(),

@@ -170,7 +170,8 @@ impl Seen {
 /// A loopback HTTP/1.1 server that records connections and requests.
 /// Paths: `/` hello, `/echo` echoes the body, `/redirect` 302 to a private name,
 /// `/slow` answers after 3 s, `/big?n=N` streams N bytes, `/hop` answers with hop-by-hop
-/// headers.
+/// headers, `/stall` sends its head and one chunk then nothing for 10 s, `/trickle` sends 8
+/// chunks 200 ms apart.
 #[derive(Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -270,6 +271,26 @@ impl Upstream {
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0);
                 Response::new(full(vec![b'x'; n]))
+            }
+            "/stall" | "/trickle" => {
+                let (tx, rx) = tokio::sync::mpsc::channel(8);
+                let stall = path == "/stall";
+                tokio::spawn(async move {
+                    if stall {
+                        let _ = tx.send(Bytes::from_static(b"first;")).await;
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        let _ = tx.send(Bytes::from_static(b"late;")).await;
+                        return;
+                    }
+                    for i in 0..8 {
+                        let _ = tx.send(Bytes::from(format!("tick{i};"))).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                });
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(super::runs_support::ChannelBody(rx).boxed())
+                    .unwrap()
             }
             "/hop" => Response::builder()
                 .header("connection", "x-secret-hop")
