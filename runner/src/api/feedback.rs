@@ -5,6 +5,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -62,6 +65,22 @@ fn unauthorized(detail: &str) -> ApiError {
 }
 
 fn check_signature(st: &AppState, secret: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    let window = i64::try_from(st.config.feedback.signature_window_secs).unwrap_or(300);
+    let now = crate::store::now_ms() / 1000;
+    verify_signature(&st.replay, secret, window, now, headers, body)
+}
+
+/// Checks the timestamp window and the HMAC, then spends the signature: a valid signature is
+/// good once within the window. The replay cache is keyed on the signature's bytes (as lower
+/// hex), not on its spelling, so `ABCD…`, `abcd…` and `sha256=AbCd…` are one signature.
+fn verify_signature(
+    replay: &Mutex<HashMap<String, i64>>,
+    secret: &str,
+    window: i64,
+    now: i64,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<()> {
     let ts = headers
         .get("x-request-timestamp")
         .and_then(|v| v.to_str().ok())
@@ -76,8 +95,6 @@ fn check_signature(st: &AppState, secret: &str, headers: &HeaderMap, body: &[u8]
         .ok()
         .filter(|_| ts.len() <= 12 && ts.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| unauthorized("X-Request-Timestamp must be Unix seconds"))?;
-    let now = crate::store::now_ms() / 1000;
-    let window = i64::try_from(st.config.feedback.signature_window_secs).unwrap_or(300);
     if (now - ts_num).abs() > window {
         return Err(unauthorized("timestamp outside the allowed window"));
     }
@@ -88,15 +105,17 @@ fn check_signature(st: &AppState, secret: &str, headers: &HeaderMap, body: &[u8]
     // verify_slice compares in constant time.
     mac.verify_slice(&given)
         .map_err(|_| unauthorized("signature does not match"))?;
-    // A valid signature is good once: replaying it inside the window is refused.
-    let mut seen = st.replay.lock().map_err(|_| ApiError::internal())?;
+    // A valid signature is good once: replaying it inside the window is refused. The key is
+    // the canonical spelling of the bytes that were verified.
+    let key = hex::encode(&given);
+    let mut seen = replay.lock().map_err(|_| ApiError::internal())?;
     if seen.len() > 100_000 {
         seen.retain(|_, exp| *exp > now);
     }
-    if seen.get(sig).is_some_and(|exp| *exp > now) {
+    if seen.get(&key).is_some_and(|exp| *exp > now) {
         return Err(unauthorized("this signature was already used"));
     }
-    seen.insert(sig.to_ascii_lowercase(), now + window);
+    seen.insert(key, now + window);
     Ok(())
 }
 
@@ -166,4 +185,57 @@ pub async fn post(
         StatusCode::CREATED,
         Json(json!({"id": issue.id, "kind": "feedback", "state": "backlog"})),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "feedback-signing-secret";
+    const NOW: i64 = 1_800_000_000;
+
+    fn headers(ts: &str, sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-timestamp", ts.parse().unwrap());
+        h.insert("x-request-signature", sig.parse().unwrap());
+        h
+    }
+
+    fn check(cache: &Mutex<HashMap<String, i64>>, ts: &str, sig: &str, body: &[u8]) -> bool {
+        verify_signature(cache, SECRET, 300, NOW, &headers(ts, sig), body).is_ok()
+    }
+
+    #[test]
+    fn a_signature_is_spent_whatever_its_hex_case_or_prefix() {
+        let cache = Mutex::new(HashMap::new());
+        let body = br#"{"title":"t"}"#;
+        let ts = NOW.to_string();
+        let sig = sign(SECRET, &ts, body);
+        assert!(check(&cache, &ts, &sig, body), "the first use passes");
+        for replay in [
+            sig.clone(),
+            sig.to_ascii_uppercase(),
+            format!("sha256={}", sig.to_ascii_uppercase()),
+            format!(
+                "{}{}",
+                sig[..10].to_ascii_uppercase(),
+                &sig[10..].to_ascii_lowercase()
+            ),
+        ] {
+            assert!(!check(&cache, &ts, &replay, body), "replay {replay} passed");
+        }
+        // Spelled in upper case the first time, replayed in lower case: still one signature.
+        let ts2 = (NOW - 1).to_string();
+        let sig2 = sign(SECRET, &ts2, body);
+        assert!(check(&cache, &ts2, &sig2.to_ascii_uppercase(), body));
+        assert!(!check(&cache, &ts2, &sig2, body));
+        // A fresh signed request (another timestamp) passes; a wrong signature does not.
+        let ts3 = (NOW + 1).to_string();
+        assert!(check(&cache, &ts3, &sign(SECRET, &ts3, body), body));
+        let ts4 = (NOW + 2).to_string();
+        assert!(!check(&cache, &ts4, &sign("other", &ts4, body), body));
+        assert!(!check(&cache, &ts4, &sign(SECRET, &ts4, b"{}"), body));
+        let old = (NOW - 301).to_string();
+        assert!(!check(&cache, &old, &sign(SECRET, &old, body), body));
+    }
 }

@@ -17,7 +17,9 @@ use super::spec::{LABEL_MANAGED, LABEL_OWNER, RunSpec, container_body, validate}
 
 /// How long a killed or finished container gets to close its streams before it is removed anyway.
 const GRACE: Duration = Duration::from_secs(10);
-/// Largest workspace tar read back into memory.
+/// Largest workspace tar read back into memory unless lowered with
+/// [`Launcher::with_workspace_return_cap`] (the runner's worker lowers it to what its commit
+/// limits can take, [`super::workspace::ReturnLimits::tar_cap`]).
 pub const DEFAULT_WORKSPACE_RETURN_CAP: u64 = 512 * 1024 * 1024;
 
 /// How a run ended.

@@ -171,15 +171,86 @@ fn path_is_relative_and_inside(path: &Path) -> bool {
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
+/// Bytes a tar stream may spend on one entry besides its data: the 512-byte header, a PAX
+/// header and its record (long names, extended attributes) and the padding of the data to the
+/// next 512-byte block.
+pub const TAR_OVERHEAD_PER_ENTRY: u64 = 2048;
+
+/// Limits on a work tree read back from the sandbox, checked entry by entry before anything
+/// is written to the host. The worker uses the commit snapshot's limits; unlike the snapshot,
+/// which leaves build output the base commit ignores unread, they count every entry of the
+/// tar (except the data of a file over the per-file limit, which is never written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReturnLimits {
+    /// Largest file whose data is written, in bytes (a larger one becomes a hole).
+    pub max_file_bytes: u64,
+    /// Bytes of file data written to the host, all files together.
+    pub max_total_bytes: u64,
+    /// Entries of any kind, the top directory (`workspace/`) included.
+    pub max_entries: u64,
+}
+
+impl ReturnLimits {
+    /// The limits of a commit snapshot with `limits` (one more entry: the top directory the
+    /// engine puts in front of the tree).
+    #[must_use]
+    pub fn of_snapshot(limits: &crate::git::Limits) -> ReturnLimits {
+        ReturnLimits {
+            max_file_bytes: limits.max_file_bytes,
+            max_total_bytes: limits.max_total_bytes,
+            max_entries: limits.max_entries.saturating_add(1),
+        }
+    }
+
+    /// The largest tar stream a tree within these limits can take: its data plus
+    /// [`TAR_OVERHEAD_PER_ENTRY`] per entry and the two closing blocks. The launcher reads no
+    /// more than this back into memory.
+    #[must_use]
+    pub fn tar_cap(&self) -> u64 {
+        self.max_total_bytes
+            .saturating_add(self.max_entries.saturating_mul(TAR_OVERHEAD_PER_ENTRY))
+            .saturating_add(1024)
+    }
+}
+
+impl Default for ReturnLimits {
+    fn default() -> ReturnLimits {
+        ReturnLimits::of_snapshot(&crate::git::Limits::default())
+    }
+}
+
+/// Unpacks a tar read back from the sandbox into `dest` (which must exist) under the default
+/// [`ReturnLimits`]. See [`unpack_with`].
+pub fn unpack(tar_bytes: &[u8], dest: &Path) -> Result<u64, SandboxError> {
+    unpack_with(tar_bytes, dest, &ReturnLimits::default())
+}
+
 /// Unpacks a tar read back from the sandbox into `dest` (which must exist). Entries keep their
 /// path (Docker names them `workspace/...`); returns the number of entries written.
-pub fn unpack(tar_bytes: &[u8], dest: &Path) -> Result<u64, SandboxError> {
+///
+/// Every entry is checked against `limits` before anything of it is written:
+/// * a regular file larger than `max_file_bytes` is not written: it becomes an empty file of
+///   the same length (a hole, no data on disk). The commit snapshot refuses it by its size,
+///   naming the path, unless the base commit's `.gitignore` leaves it out unread (build
+///   output), exactly as if it had been written;
+/// * the file that takes the bytes written past `max_total_bytes`, the entry past
+///   `max_entries`, and an entry claiming more bytes than the archive holds stop the unpacking
+///   with an error.
+///
+/// On error `dest` may hold the entries written before; the caller discards it.
+pub fn unpack_with(
+    tar_bytes: &[u8],
+    dest: &Path,
+    limits: &ReturnLimits,
+) -> Result<u64, SandboxError> {
     let mut archive = tar::Archive::new(tar_bytes);
     archive.set_preserve_permissions(false);
     archive.set_preserve_ownerships(false);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(false);
+    let archive_len = u64::try_from(tar_bytes.len()).unwrap_or(u64::MAX);
     let mut count = 0u64;
+    let mut total = 0u64;
     for entry in archive
         .entries()
         .map_err(|e| err(format!("read tar: {e}")))?
@@ -189,6 +260,12 @@ pub fn unpack(tar_bytes: &[u8], dest: &Path) -> Result<u64, SandboxError> {
             .path()
             .map_err(|e| err(format!("entry path: {e}")))?
             .into_owned();
+        if count >= limits.max_entries {
+            return Err(err(format!(
+                "the work tree has more than {} entries",
+                limits.max_entries
+            )));
+        }
         if !path_is_relative_and_inside(&path) {
             return Err(err(format!(
                 "entry {} leaves the destination",
@@ -204,6 +281,35 @@ pub fn unpack(tar_bytes: &[u8], dest: &Path) -> Result<u64, SandboxError> {
                 )));
             }
         }
+        // The size the reader would copy (a PAX `size` record included), checked before a
+        // byte of the entry reaches the host.
+        let size = entry.size();
+        if size > archive_len {
+            return Err(err(format!(
+                "entry {} claims {size} bytes, more than the archive holds",
+                path.display()
+            )));
+        }
+        if size > limits.max_file_bytes {
+            if entry.header().entry_type() != EntryType::Regular {
+                return Err(err(format!(
+                    "entry {} is a {:?} with {size} bytes of data",
+                    path.display(),
+                    entry.header().entry_type()
+                )));
+            }
+            hole(&path, size, dest)?;
+            count = count.saturating_add(1);
+            continue;
+        }
+        total = total.saturating_add(size);
+        if total > limits.max_total_bytes {
+            return Err(err(format!(
+                "the work tree is over the limit of {} bytes in all (at entry {})",
+                limits.max_total_bytes,
+                path.display()
+            )));
+        }
         // Drop set-id and sticky bits.
         entry.set_mask(0o7000);
         let written = entry
@@ -218,6 +324,51 @@ pub fn unpack(tar_bytes: &[u8], dest: &Path) -> Result<u64, SandboxError> {
         count = count.saturating_add(1);
     }
     Ok(count)
+}
+
+/// Writes `path` under `dest` as an empty regular file, through the same path checks as any
+/// entry (`unpack_in` of a one-entry archive), then sets its length to `size` without writing
+/// data: a hole, which takes no space on the host's disk.
+fn hole(path: &Path, size: u64, dest: &Path) -> Result<(), SandboxError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut header = Header::new_gnu();
+    header.set_entry_type(EntryType::Regular);
+    header.set_size(0);
+    header.set_mode(0o600);
+    let mut b = Builder::new(Vec::new());
+    b.append_data(&mut header, path, std::io::empty())
+        .map_err(|e| err(format!("unpack {}: {e}", path.display())))?;
+    let one = b
+        .into_inner()
+        .map_err(|e| err(format!("unpack {}: {e}", path.display())))?;
+    let mut archive = tar::Archive::new(&one[..]);
+    archive.set_preserve_permissions(false);
+    archive.set_preserve_ownerships(false);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(false);
+    let mut entry = archive
+        .entries()
+        .map_err(|e| err(format!("unpack {}: {e}", path.display())))?
+        .next()
+        .ok_or_else(|| err(format!("unpack {}: empty archive", path.display())))?
+        .map_err(|e| err(format!("unpack {}: {e}", path.display())))?;
+    let written = entry
+        .unpack_in(dest)
+        .map_err(|e| err(format!("unpack {}: {e}", path.display())))?;
+    if !written {
+        return Err(err(format!(
+            "entry {} leaves the destination",
+            path.display()
+        )));
+    }
+    // `unpack_in` created it (never over an existing entry) inside `dest`.
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(dest.join(path))
+        .map_err(|e| err(format!("open {}: {e}", path.display())))?;
+    file.set_len(size)
+        .map_err(|e| err(format!("size {}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -298,6 +449,161 @@ mod tests {
         }
         assert!(for_upload(&b.into_inner().unwrap(), 10_001).is_err());
         assert!(for_upload(&one(EntryType::Symlink, "ok/l"), 10_001).is_ok());
+    }
+
+    /// A tar of `workspace/` and one regular file per `(name, size)`, zeros as data.
+    fn tree_tar(files: &[(&str, u64)]) -> Vec<u8> {
+        let mut b = Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "workspace/", std::io::empty())
+            .unwrap();
+        for (name, size) in files {
+            let mut h = Header::new_gnu();
+            h.set_entry_type(EntryType::Regular);
+            h.set_size(*size);
+            h.set_mode(0o644);
+            b.append_data(
+                &mut h,
+                format!("workspace/{name}"),
+                std::io::repeat(0).take(*size),
+            )
+            .unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn small_limits() -> ReturnLimits {
+        ReturnLimits {
+            max_file_bytes: 10,
+            max_total_bytes: 25,
+            max_entries: 4,
+        }
+    }
+
+    #[test]
+    fn an_entry_over_the_per_file_limit_lands_as_a_hole_without_its_data() {
+        use std::os::unix::fs::MetadataExt;
+        // Under the default limits: one byte over the snapshot's 10 MiB per file.
+        let limit = ReturnLimits::default().max_file_bytes;
+        let dest = tempfile::tempdir().unwrap();
+        let tar = tree_tar(&[("ok", 10), ("z", limit + 1)]);
+        assert_eq!(unpack(&tar, dest.path()).unwrap(), 3);
+        let z = fs::symlink_metadata(dest.path().join("workspace/z")).unwrap();
+        assert!(z.is_file());
+        assert_eq!(z.len(), limit + 1, "the commit snapshot sees the size");
+        assert_eq!(z.blocks(), 0, "no data reached the disk");
+        // At the limit, the data is written.
+        let dest = tempfile::tempdir().unwrap();
+        let tar = tree_tar(&[("ok", 10), ("z", 10)]);
+        unpack_with(&tar, dest.path(), &small_limits()).unwrap();
+        assert!(
+            fs::metadata(dest.path().join("workspace/z"))
+                .unwrap()
+                .blocks()
+                > 0
+        );
+
+        // A hole takes the same path checks as any entry: not through a planted symlink.
+        let outside = tempfile::tempdir().unwrap();
+        let mut b = Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, "workspace/esc", outside.path())
+            .unwrap();
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_size(11);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "workspace/esc/big", &[0u8; 11][..])
+            .unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        assert!(unpack_with(&b.into_inner().unwrap(), dest.path(), &small_limits()).is_err());
+        assert!(!outside.path().join("big").exists());
+    }
+
+    #[test]
+    fn an_entry_claiming_more_than_the_archive_holds_is_refused_on_its_header() {
+        // A header announcing a 1 GiB file (a sparse `truncate -s 1G`) with no data behind it
+        // is refused before anything of it is written.
+        let mut raw = tree_tar(&[("first", 1)]);
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_size(1 << 30);
+        h.set_mode(0o644);
+        h.set_path("workspace/huge").unwrap();
+        h.set_cksum();
+        raw.truncate(raw.len() - 1024);
+        raw.extend_from_slice(h.as_bytes());
+        raw.extend_from_slice(&[0u8; 4096]);
+        let dest = tempfile::tempdir().unwrap();
+        let e = unpack(&raw, dest.path()).unwrap_err();
+        assert!(e.to_string().contains("more than the archive holds"), "{e}");
+        assert!(!dest.path().join("workspace/huge").exists());
+        assert!(dest.path().join("workspace/first").exists());
+    }
+
+    #[test]
+    fn a_tree_over_the_total_stops_at_the_entry_that_passes_it() {
+        let dest = tempfile::tempdir().unwrap();
+        let tar = tree_tar(&[("a", 10), ("b", 10), ("c", 6)]);
+        let e = unpack_with(&tar, dest.path(), &small_limits()).unwrap_err();
+        assert!(e.to_string().contains("in all"), "{e}");
+        assert!(dest.path().join("workspace/b").exists());
+        assert!(!dest.path().join("workspace/c").exists(), "not written");
+    }
+
+    #[test]
+    fn a_tree_with_too_many_entries_is_refused() {
+        let dest = tempfile::tempdir().unwrap();
+        let tar = tree_tar(&[("a", 1), ("b", 1), ("c", 1), ("d", 1)]);
+        let e = unpack_with(&tar, dest.path(), &small_limits()).unwrap_err();
+        assert!(e.to_string().contains("more than 4 entries"), "{e}");
+        assert!(!dest.path().join("workspace/d").exists());
+    }
+
+    #[test]
+    fn a_tree_exactly_at_every_limit_unpacks() {
+        let dest = tempfile::tempdir().unwrap();
+        let tar = tree_tar(&[("a", 10), ("b", 10), ("c", 5)]);
+        assert_eq!(unpack_with(&tar, dest.path(), &small_limits()).unwrap(), 4);
+        assert_eq!(fs::read(dest.path().join("workspace/c")).unwrap(), [0; 5]);
+        // And a normal tree under the defaults.
+        let dest = tempfile::tempdir().unwrap();
+        let tar = tree_tar(&[("src.rs", 4096), ("README.md", 100), ("empty", 0)]);
+        assert_eq!(unpack(&tar, dest.path()).unwrap(), 4);
+    }
+
+    #[test]
+    fn the_tar_cap_holds_a_full_tree_and_is_below_the_old_cap() {
+        let d = ReturnLimits::default();
+        assert!(d.tar_cap() > d.max_total_bytes);
+        assert!(d.tar_cap() < super::super::launcher::DEFAULT_WORKSPACE_RETURN_CAP);
+        // A tree at the entry and byte limits, with long names, packs within the cap.
+        let limits = ReturnLimits {
+            max_file_bytes: 1000,
+            max_total_bytes: 99 * 1000,
+            max_entries: 100,
+        };
+        let src = tempfile::tempdir().unwrap();
+        let ws = src.path().join("workspace");
+        fs::create_dir(&ws).unwrap();
+        for i in 0..99 {
+            fs::write(ws.join(format!("{i:0>200}")), [b'x'; 1000]).unwrap();
+        }
+        let tar = pack_dir(src.path()).unwrap();
+        assert!(
+            u64::try_from(tar.len()).unwrap() <= limits.tar_cap(),
+            "{} > {}",
+            tar.len(),
+            limits.tar_cap()
+        );
+        let dest = tempfile::tempdir().unwrap();
+        assert_eq!(unpack_with(&tar, dest.path(), &limits).unwrap(), 100);
     }
 
     #[test]

@@ -6,13 +6,26 @@
 //! command, `{handle:NAME}` in environment values (the broker handle of credential `NAME`; an
 //! unknown name is an error). Any other brace is literal text, as shell scripts need. Real
 //! secrets never appear in an adapter: credentials name vault secrets, and the sandbox gets
-//! handles.
+//! handles. A task too long for one `execve` argument is not passed inline: `{task}` then
+//! becomes [`TASK_BY_FILE`], pointing at the task file, which always holds the full text.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Where the task is mounted inside the sandbox.
 pub const TASK_FILE: &str = "/paddock/task.md";
+
+/// Longest argument a `{task}` expansion may produce. Linux refuses an `execve` with any single
+/// argument over `MAX_ARG_STRLEN` (128 KiB) with `E2BIG`; this leaves room below it.
+pub const MAX_INLINE_TASK_ARG: usize = 96 * 1024;
+
+/// Most bytes all arguments together may take when the task is inline (the whole argument and
+/// environment area is limited too, to a quarter of the stack limit, usually 2 MiB).
+pub const MAX_INLINE_ARGV: usize = 512 * 1024;
+
+/// What `{task}` expands to when the task is too long to pass inline.
+pub const TASK_BY_FILE: &str = "The task is too long to pass on the command line. Read it in full \
+from the file /paddock/task.md and do what it says.";
 
 /// A credential an agent uses: a vault secret, offered to the sandbox as a handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,6 +324,27 @@ fn check(a: &Adapter) -> Result<(), AdapterError> {
     Ok(())
 }
 
+/// Expands a command template for `task`: every argument through [`expand_command_arg`]. When an
+/// argument would exceed [`MAX_INLINE_TASK_ARG`] or all of them [`MAX_INLINE_ARGV`], `{task}`
+/// expands to [`TASK_BY_FILE`] instead, so the agent still starts and reads the task from
+/// [`TASK_FILE`].
+pub fn expand_command(command: &[String], task: &str) -> Vec<String> {
+    let inline: Vec<String> = command
+        .iter()
+        .map(|a| expand_command_arg(a, task))
+        .collect();
+    let total = inline
+        .iter()
+        .fold(0usize, |n, a| n.saturating_add(a.len()).saturating_add(1));
+    if total <= MAX_INLINE_ARGV && inline.iter().all(|a| a.len() <= MAX_INLINE_TASK_ARG) {
+        return inline;
+    }
+    command
+        .iter()
+        .map(|a| expand_command_arg(a, TASK_BY_FILE))
+        .collect()
+}
+
 /// Expands one command argument: `{task}` and `{task_file}`, in one pass (task text that
 /// itself contains `{task_file}` stays as it is). Other braces are left alone.
 pub fn expand_command_arg(arg: &str, task: &str) -> String {
@@ -401,6 +435,45 @@ mod tests {
         let a = resolve("claude-code", Some(&o)).unwrap();
         assert_eq!(a.image, "corp/claude:1");
         assert_eq!(a.command[0], "claude");
+    }
+
+    #[test]
+    fn a_task_too_long_for_one_argument_goes_by_file_and_a_normal_one_inline() {
+        assert!(TASK_BY_FILE.contains(TASK_FILE));
+        // A discussion full of `<` (each JSON-escaped to six bytes) past Linux's 128 KiB.
+        let huge = "\\u003c".repeat(30_000);
+        assert!(huge.len() > 128 * 1024);
+        let normal = "Fix the parser; see the comments.".repeat(100);
+        for name in ["claude-code", "codex", "mini-swe-agent"] {
+            let a = resolve(name, None).unwrap();
+            let long = expand_command(&a.command, &huge);
+            assert!(!long.iter().any(|x| x.contains(&huge)), "{name}");
+            assert!(long.iter().any(|x| x == TASK_BY_FILE), "{name}");
+            assert!(
+                long.iter().all(|x| x.len() <= MAX_INLINE_TASK_ARG),
+                "{name}"
+            );
+            let short = expand_command(&a.command, &normal);
+            assert!(short.contains(&normal), "{name}: inline");
+            assert!(!short.iter().any(|x| x == TASK_BY_FILE), "{name}");
+        }
+        // Just under the bound stays inline; just over goes by file.
+        let cmd = vec!["sh".to_owned(), "-c".to_owned(), "{task}".to_owned()];
+        let at = "x".repeat(MAX_INLINE_TASK_ARG);
+        assert_eq!(expand_command(&cmd, &at)[2], at);
+        let over = "x".repeat(MAX_INLINE_TASK_ARG + 1);
+        assert_eq!(expand_command(&cmd, &over)[2], TASK_BY_FILE);
+        // A task repeated across arguments counts in all.
+        let many: Vec<String> = std::iter::repeat_n("{task}".to_owned(), 8).collect();
+        let part = "y".repeat(MAX_INLINE_TASK_ARG - 10);
+        assert!(
+            expand_command(&many, &part)
+                .iter()
+                .all(|x| x == TASK_BY_FILE)
+        );
+        // `{task_file}` is untouched by the switch.
+        let aider = resolve("aider", None).unwrap();
+        assert!(expand_command(&aider.command, &huge).contains(&TASK_FILE.to_owned()));
     }
 
     #[test]

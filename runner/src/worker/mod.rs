@@ -33,7 +33,8 @@ pub use store_sources::StoreSources;
 use crate::git::{self, GitSettings};
 use crate::lifecycle::State;
 use crate::sandbox::proxy::{EgressContainer, EgressSettings};
-use crate::sandbox::{DockerEngine, Launcher};
+use crate::sandbox::workspace::ReturnLimits;
+use crate::sandbox::{DockerEngine, Engine, Launcher};
 use crate::store::Store;
 use crate::store::claim::Claimed;
 use crate::store::issues::Issue;
@@ -163,6 +164,8 @@ pub struct Ctx {
     pub(crate) secrets: Arc<dyn SecretSource>,
     /// Prefix of every proxy run id and container of this runner (`p` + 8 hex of the name).
     pub(crate) tag: String,
+    /// What a run's work tree may hold when it is read back (the commit snapshot's limits).
+    pub(crate) return_limits: ReturnLimits,
 }
 
 /// A run's stop signal and why it was given. Cancelling the shared parent (shutdown after the
@@ -394,6 +397,18 @@ fn hermetic_git(state_dir: &std::path::Path) -> Result<(), WorkerError> {
     r.clone().map_err(WorkerError::Internal)
 }
 
+/// The launcher of a worker: the default profile, sandboxes labelled with the runner's tag, and
+/// no more of a work tree read back into memory than a tree within `limits` can take as a tar.
+pub(crate) fn sandbox_launcher<E: Engine>(
+    engine: E,
+    tag: &str,
+    limits: &ReturnLimits,
+) -> Result<Launcher<E>, WorkerError> {
+    Ok(Launcher::new(engine, SandboxProfile::default())?
+        .with_owner(tag)?
+        .with_workspace_return_cap(limits.tar_cap()))
+}
+
 /// The runner loop.
 #[derive(Debug)]
 pub struct Worker {
@@ -415,7 +430,9 @@ impl Worker {
         engine.ping().await?;
         let egress = EgressContainer::ensure(&engine, &cfg.egress).await?;
         let tag = runner_tag(&cfg.name);
-        let launcher = Launcher::new(engine, SandboxProfile::default())?.with_owner(&tag)?;
+        let return_limits =
+            ReturnLimits::of_snapshot(&GitSettings::new(cfg.state_dir.clone()).limits);
+        let launcher = sandbox_launcher(engine, &tag, &return_limits)?;
         let cleaned = launcher.cleanup_leftovers().await?;
         if !cleaned.containers.is_empty() {
             info!(containers = ?cleaned.containers, "removed leftover sandboxes of this runner");
@@ -444,6 +461,7 @@ impl Worker {
                 repos,
                 secrets,
                 tag,
+                return_limits,
             }),
         })
     }
@@ -634,5 +652,65 @@ pub fn override_of(a: &crate::config::AgentConfig) -> AdapterOverride {
         timeout_secs: Some(a.timeout_secs),
         max_tokens: Some(a.max_tokens),
         max_requests: Some(a.max_requests),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::sandbox::fake::{FakeEngine, Script};
+    use crate::sandbox::{DEFAULT_WORKSPACE_RETURN_CAP, OutputChunk, OutputStream, RunSpec};
+
+    async fn read_back(limits: &ReturnLimits, archive_len: u64) -> crate::sandbox::RunOutcome {
+        let engine = FakeEngine::new(Script {
+            output: vec![OutputChunk {
+                stream: OutputStream::Stdout,
+                bytes: Bytes::from_static(b"done\n"),
+            }],
+            archive: Bytes::from(vec![0u8; usize::try_from(archive_len).unwrap()]),
+            ..Script::default()
+        });
+        let launcher = sandbox_launcher(engine, "p0000abcd", limits).unwrap();
+        let mut spec = RunSpec::new(
+            "p0000abcd-1",
+            "paddock/agent:latest",
+            vec!["true".into()],
+            PathBuf::from("/var/lib/paddock/runs/p0000abcd-1"),
+        );
+        spec.return_workspace = true;
+        launcher.run(spec).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_workers_launcher_reads_back_no_more_than_its_limits_allow() {
+        let limits = ReturnLimits {
+            max_file_bytes: 1000,
+            max_total_bytes: 10_000,
+            max_entries: 10,
+        };
+        let over = read_back(&limits, limits.tar_cap() + 1).await;
+        assert!(over.workspace.is_none());
+        let why = over.workspace_error.unwrap();
+        assert!(why.contains(&limits.tar_cap().to_string()), "{why}");
+        let at = read_back(&limits, limits.tar_cap()).await;
+        assert_eq!(
+            at.workspace.map(|t| t.len()),
+            Some(usize::try_from(limits.tar_cap()).unwrap())
+        );
+        assert!(at.workspace_error.is_none());
+    }
+
+    #[test]
+    fn the_workers_read_back_limits_are_the_commit_snapshots() {
+        let git = GitSettings::new(PathBuf::from("/var/lib/paddock")).limits;
+        let r = ReturnLimits::of_snapshot(&git);
+        assert_eq!(r.max_file_bytes, git.max_file_bytes);
+        assert_eq!(r.max_total_bytes, git.max_total_bytes);
+        assert_eq!(r.max_entries, git.max_entries + 1, "and the top directory");
+        assert!(r.tar_cap() < DEFAULT_WORKSPACE_RETURN_CAP);
     }
 }

@@ -10,7 +10,7 @@ use paddock_policy::control::{CredentialGrant, RegisterRun, RunTotals, WireSecre
 use paddock_policy::{BudgetConfig, PolicyConfig, Scrubber, SecretValue};
 use tracing::{Instrument, info, info_span, warn};
 
-use super::adapters::{Adapter, TASK_FILE, expand_command_arg, expand_env_value};
+use super::adapters::{Adapter, TASK_FILE, expand_command, expand_env_value};
 use super::outcome::{self, Ended, NO_CHANGE, Verdict};
 use super::prompt::{self, TaskComment, TaskInput};
 use super::{Ctx, RunStop, StopReason, WorkerError};
@@ -281,8 +281,11 @@ async fn pipeline(
     let title = issue.title.clone();
     let issue_id = issue.id;
     let tout = tree_out.clone();
+    let limits = ctx.return_limits;
     let pushed = blocking(move || {
-        workspace::unpack(&tar, &tout)?;
+        // Checked entry by entry against the snapshot's limits before anything lands on the
+        // host; on error the run fails and the run directory (with any part written) goes.
+        workspace::unpack_with(&tar, &tout, &limits)?;
         let tree = tout.join("workspace");
         let tree = if tree.is_dir() { tree } else { tout.clone() };
         let mirror = Mirror::open(&settings, &spec)?;
@@ -344,11 +347,8 @@ async fn launch(
     scrubber: Scrubber,
 ) -> Result<Launched, WorkerError> {
     write_task(&reg.run_dir, task)?;
-    let command: Vec<String> = adapter
-        .command
-        .iter()
-        .map(|a| expand_command_arg(a, task))
-        .collect();
+    // A task too long for one argument is passed as a pointer to the task file instead.
+    let command = expand_command(&adapter.command, task);
     let handle = |name: &str| {
         reg.handles
             .iter()

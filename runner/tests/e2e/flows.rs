@@ -280,6 +280,138 @@ async fn a_huge_file_fails_the_attempt_and_pushes_nothing() {
     assert!(comments.contains("big.bin"), "{comments}");
 }
 
+/// A task too long for one `execve` argument (a discussion full of `<`, each JSON-escaped to
+/// six bytes, far past Linux's 128 KiB per argument) still starts an agent whose command takes
+/// `{task}`: the argument becomes a pointer to `/paddock/task.md`, which holds the full text. A
+/// normal task stays inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_too_long_for_one_argument_is_passed_by_file_and_the_agent_runs() {
+    use paddock::worker::adapters;
+    let Some((_db, h)) = harness().await else {
+        return;
+    };
+    let short = h.issue("short task", "say hello").await;
+    let long = h.issue("long discussion", &"<".repeat(60_000)).await;
+    let script = r#"set -eu
+cd /workspace
+printf '%s\n' "$1" > arg.txt
+wc -c < /paddock/task.md > task-size.txt
+echo edited >> README.md"#;
+    let mut cfg = h.config("r-longtask", "");
+    let over = adapters::AdapterOverride {
+        command: Some(
+            ["/bin/sh", "-c", script, "sh", "{task}"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        timeout_secs: Some(120),
+        ..adapters::AdapterOverride::default()
+    };
+    cfg.agent = adapters::resolve("script", Some(&over)).unwrap();
+    let (stop, task) = h.start(cfg).await;
+    for id in [short.id, long.id] {
+        let done = h
+            .wait(id, RUN, |s| s != State::Todo && s != State::InProgress)
+            .await;
+        assert_eq!(done.state, "in_review", "{:?}", h.comments(id).await);
+    }
+    stop.cancel();
+    task.await.unwrap();
+    let arg = |id: i64| {
+        String::from_utf8(h.repo.file(&format!("paddock/{id}-1"), "arg.txt").unwrap()).unwrap()
+    };
+    assert!(
+        arg(short.id).contains("say hello"),
+        "inline: {}",
+        arg(short.id)
+    );
+    assert_eq!(arg(long.id), format!("{}\n", adapters::TASK_BY_FILE));
+    let size: usize = String::from_utf8(
+        h.repo
+            .file(&format!("paddock/{}-1", long.id), "task-size.txt")
+            .unwrap(),
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    assert!(
+        size > 6 * 60_000,
+        "the task file holds the full text: {size}"
+    );
+}
+
+/// A sparse 400 MiB file costs the agent nothing but is 400 MiB of tar for the host: the read
+/// back stops at the worker's cap (the commit limits plus tar overhead, below the launcher's
+/// default of 512 MiB), the attempt fails cleanly and nothing is pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_giant_file_is_not_read_back_past_the_cap() {
+    let Some((_db, h)) = harness().await else {
+        return;
+    };
+    let issue = h.issue("sparse", "").await;
+    let mut cfg = h.config(
+        "r-sparse",
+        "cd /workspace && truncate -s 400M z && echo x >> README.md",
+    );
+    cfg.max_attempts = 1;
+    let (stop, task) = h.start(cfg).await;
+    let done = h
+        .wait(issue.id, RUN, |s| {
+            s != State::Todo && s != State::InProgress
+        })
+        .await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(done.state, "blocked");
+    assert_eq!(h.repo.branches(), vec!["main".to_owned()]);
+    let comments = h.comments(issue.id).await.join("\n");
+    assert!(comments.contains("could not be read back"), "{comments}");
+    assert!(comments.contains("archive larger than"), "{comments}");
+}
+
+/// A process the agent started in a session of its own (`setsid`) does not outlive the agent:
+/// paddock-init kills it before the work tree is read back, so the run ends at once and the
+/// straggler's late write never lands. A child that finished before the agent did its work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setsid_straggler_dies_with_the_agent_and_its_late_write_never_lands() {
+    let Some((_db, h)) = harness().await else {
+        return;
+    };
+    let issue = h.issue("straggler", "").await;
+    let script = r#"set -eu
+cd /workspace
+setsid sh -c 'echo watching > /workspace/watching.txt; sleep 30; touch /workspace/late' \
+  </dev/null >/dev/null 2>&1 &
+while [ ! -e watching.txt ]; do sleep 0.05; done
+(sleep 0.2; echo early > early.txt) & wait $!
+echo edited >> README.md
+echo done"#;
+    let started = Instant::now();
+    let (stop, task) = h.start(h.config("r-straggler", script)).await;
+    let done = h
+        .wait(issue.id, RUN, |s| {
+            s != State::Todo && s != State::InProgress
+        })
+        .await;
+    let took = started.elapsed();
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(done.state, "in_review", "{:?}", h.comments(issue.id).await);
+    assert!(
+        took < Duration::from_secs(25),
+        "the run waited for the straggler: {took:?}"
+    );
+    let branch = format!("paddock/{}-1", issue.id);
+    assert_eq!(h.repo.file(&branch, "early.txt").unwrap(), b"early\n");
+    assert_eq!(
+        h.repo.file(&branch, "watching.txt").unwrap(),
+        b"watching\n",
+        "the straggler ran"
+    );
+    assert!(h.repo.file(&branch, "late").is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kill_switch_stops_a_live_run_within_seconds_and_blocks_new_claims() {
     let Some((_db, h)) = harness().await else {

@@ -147,4 +147,9 @@ pub trait Kernel {
     fn reap(&mut self) -> Result<Option<(Pid, ChildExit)>, InitError>;
     /// Send `sig` to `pid` (a negative pid names a process group).
     fn signal(&mut self, pid: Pid, sig: i32) -> Result<(), InitError>;
+    /// When paddock-init is PID 1 of its PID namespace (as in every sandbox container):
+    /// `SIGKILL` every other process of the namespace, those that left the agent's session
+    /// with `setsid` included, and reap them all. Returns whether it did; `false` (nothing
+    /// done) when paddock-init is not PID 1, where `kill(-1)` would reach beyond the sandbox.
+    fn kill_all_others(&mut self) -> Result<bool, InitError>;
 }

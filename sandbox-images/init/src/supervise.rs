@@ -7,8 +7,10 @@ use tracing::{debug, info};
 use crate::InitError;
 use crate::kernel::{ChildExit, FORWARDED_SIGNALS, Kernel, Pid};
 
-/// Runs until the agent exits; then kills what is left of its process group, reaps what has
-/// already exited, and returns the agent's status.
+/// Runs until the agent exits; then kills what is left of its process group and, as PID 1 of
+/// the sandbox, every other process (one that called `setsid` to leave the group could
+/// otherwise keep changing `/workspace` while it is read back, or keep using the proxy), reaps
+/// them, and returns the agent's status. The status is reported only after that.
 ///
 /// # Errors
 /// A failing `sigwait`/`waitpid`/`kill`.
@@ -28,6 +30,10 @@ pub fn supervise<K: Kernel>(k: &mut K, agent: Pid) -> Result<ChildExit, InitErro
                 info!(pid = agent, ?exit, "agent exited");
                 // The agent leads its own session and group: stragglers in it go with it.
                 k.signal(-agent, libc::SIGKILL)?;
+                // Anything else the agent started, in whatever session or group.
+                if k.kill_all_others()? {
+                    debug!("killed and reaped every other process of the sandbox");
+                }
                 while k.reap()?.is_some() {}
                 return Ok(exit);
             }
@@ -72,6 +78,38 @@ mod tests {
                 (-100, libc::SIGKILL)
             ]
         );
+    }
+
+    #[test]
+    fn every_other_process_is_killed_once_the_agent_exits_and_not_before() {
+        let mut k = FakeKernel::default();
+        k.signals.extend([libc::SIGCHLD, libc::SIGCHLD]);
+        k.exits.push_back(vec![(7, ChildExit::Exited(0))]);
+        k.exits.push_back(vec![(100, ChildExit::Exited(0))]);
+        assert_eq!(supervise(&mut k, 100).unwrap(), ChildExit::Exited(0));
+        let at = |c: &Call| k.calls.iter().position(|x| x == c);
+        let group = at(&Call::Signal(-100, libc::SIGKILL)).unwrap();
+        let all = at(&Call::KillAllOthers).unwrap();
+        assert!(group < all, "{:?}", k.calls);
+        assert_eq!(
+            k.calls
+                .iter()
+                .filter(|c| **c == Call::KillAllOthers)
+                .count(),
+            1,
+            "only after the agent, not when an orphan exits: {:?}",
+            k.calls
+        );
+        // The last reap follows the kill: nothing killed is left a zombie.
+        assert_eq!(k.calls.last(), Some(&Call::Reap));
+        // A failing kill is an error, so no status is reported.
+        let mut k = FakeKernel {
+            fail_on: Some(Call::KillAllOthers),
+            ..FakeKernel::default()
+        };
+        k.signals.push_back(libc::SIGCHLD);
+        k.exits.push_back(vec![(100, ChildExit::Exited(0))]);
+        assert!(supervise(&mut k, 100).is_err());
     }
 
     #[test]

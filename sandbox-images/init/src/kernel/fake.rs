@@ -25,6 +25,7 @@ pub enum Call {
     WaitSignal,
     Reap,
     Signal(Pid, i32),
+    KillAllOthers,
 }
 
 #[derive(Debug, Default)]
@@ -108,5 +109,9 @@ impl Kernel for FakeKernel {
     }
     fn signal(&mut self, pid: Pid, sig: i32) -> Result<(), InitError> {
         self.record(Call::Signal(pid, sig))
+    }
+    fn kill_all_others(&mut self) -> Result<bool, InitError> {
+        self.record(Call::KillAllOthers)?;
+        Ok(true)
     }
 }

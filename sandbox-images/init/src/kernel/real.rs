@@ -4,6 +4,7 @@ use std::ffi::c_char;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use caps::CapSet;
 use nix::errno::Errno;
@@ -264,7 +265,36 @@ impl Kernel for RealKernel {
             Err(e) => Err(InitError::os("kill", e)),
         }
     }
+
+    fn kill_all_others(&mut self) -> Result<bool, InitError> {
+        if nix::unistd::getpid().as_raw() != 1 {
+            return Ok(false);
+        }
+        let deadline = Instant::now() + KILL_ALL_TIMEOUT;
+        loop {
+            // From PID 1, kill(-1) reaches every process of the namespace except init itself
+            // (its relay threads included); zombies count until reaped, and ESRCH means no
+            // process is left. Repeating it catches a child forked during the previous round.
+            match kill(NixPid::from_raw(-1), Signal::SIGKILL) {
+                Err(Errno::ESRCH) => return Ok(true),
+                Ok(()) => {}
+                Err(e) => return Err(InitError::os("kill -1", e)),
+            }
+            while self.reap()?.is_some() {}
+            if Instant::now() >= deadline {
+                return Err(InitError::Os {
+                    what: "kill the sandbox's remaining processes",
+                    source: io::Error::new(io::ErrorKind::TimedOut, "processes survived SIGKILL"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
+
+/// How long the processes left after the agent may take to die before paddock-init gives up
+/// (and exits without reporting the agent's status, so nothing is read back).
+const KILL_ALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Forks the agent. The child runs only async-signal-safe calls (other threads may hold locks),
 /// and reports a failed step through a close-on-exec pipe: EOF on the pipe means `exec` worked.

@@ -213,3 +213,73 @@ fn the_gate_holds_the_agent_and_reports_its_status() {
     assert_eq!(wait_exit(&mut child), REFUSED_TO_START);
     assert!(!out.contains("read-stdin"), "{out:?}");
 }
+
+/// As PID 1 of its PID namespace (as in every sandbox container), paddock-init kills what the
+/// agent left behind before it reports the agent's status, even a process that left the
+/// agent's session and group with `setsid`: while the gate holds (the runner reading the work
+/// tree back), nothing of the agent runs. A child that finished before the agent exited has
+/// done its work.
+#[test]
+fn a_setsid_straggler_is_killed_before_the_status_is_reported() {
+    use std::io::Write;
+    if !landlock_or_skip() {
+        return;
+    }
+    if !super::support::is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but a PID namespace needs root"
+        );
+        eprintln!("skipping: a PID namespace needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    let ws = sb.path("workspace");
+    let ws = path_str(&ws);
+    let script = format!(
+        "setsid sh -c 'sleep 1; touch {ws}/late' & \
+         (sleep 0.2; touch {ws}/early) & wait $!; exit 0"
+    );
+    let started = Instant::now();
+    let mut child = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--"])
+        .arg(super::support::INIT)
+        .arg("--profile")
+        .arg(sb.write_profile())
+        .args(["--gate", "--", "/bin/sh", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let nonce = "00112233445566778899aabbccddeeff";
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{nonce}").unwrap();
+    stdin.flush().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(&format!("{nonce} 0\n")) {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no marker: {seen:?}"
+        );
+        seen.push_str(&line);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the status came promptly"
+    );
+    // Hold the gate past the straggler's sleep, as the runner does while reading back.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        sb.path("workspace/early").exists(),
+        "a child that finished first did its work"
+    );
+    assert!(
+        !sb.path("workspace/late").exists(),
+        "the setsid straggler wrote into the workspace after the agent's end"
+    );
+    drop(stdin);
+    assert_eq!(wait_exit(&mut child), 0);
+}
