@@ -202,8 +202,13 @@ build_test() {
   strip "$ctx/paddock-init" "$ctx/paddock-redteam"
   passwd_files "$ctx"
   # busybox-static from the Debian archive (apt, not a container registry).
-  (cd "$work" && apt-get download busybox-static >&2)
-  dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox-root"
+  # Into a directory apt's unprivileged download user may write (apt drops to `_apt`).
+  local debs="$work/debs"
+  chmod 0711 "$work"
+  install -d -m 0755 "$debs"
+  chown _apt "$debs" 2>/dev/null || true
+  (cd "$debs" && apt-get download busybox-static >&2)
+  dpkg-deb -x "$debs"/busybox-static_*.deb "$work/busybox-root"
   cp "$work/busybox-root/bin/busybox" "$ctx/busybox"
   local inputs
   inputs="$(cd "$ctx" && file_hash Dockerfile busybox paddock-init paddock-redteam passwd group)"
