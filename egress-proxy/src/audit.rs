@@ -49,6 +49,10 @@ pub struct AuditRecord {
     pub duration_ms: u64,
     /// A credential handle or a real secret was misused (written only when true).
     pub security_event: bool,
+    /// The run's denial lines muted since its last written one (written only when non-zero).
+    pub suppressed: u64,
+    /// Counted in the metrics but not written: the run is over its denial-line rate.
+    pub muted: bool,
 }
 
 #[derive(Serialize)]
@@ -69,6 +73,12 @@ struct Line<'a> {
     duration_ms: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     security_event: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl AuditRecord {
@@ -91,6 +101,7 @@ impl AuditRecord {
             bytes_down: self.bytes_down,
             duration_ms: self.duration_ms,
             security_event: self.security_event,
+            suppressed: self.suppressed,
         };
         serde_json::to_string(&line).unwrap_or_else(|_| String::from("{}"))
     }
@@ -127,6 +138,9 @@ impl Auditor {
     /// Queues a record without waiting. A full queue drops the line and counts it.
     pub fn record(&self, rec: AuditRecord) {
         self.metrics.record_decision(rec.verdict, rec.rule);
+        if rec.muted {
+            return;
+        }
         if self.tx.try_send(rec).is_err() {
             self.metrics.audit_dropped();
             tracing::warn!("audit queue full or closed: line dropped");
@@ -210,6 +224,8 @@ mod tests {
             bytes_down: 2,
             duration_ms: 3,
             security_event: false,
+            suppressed: 0,
+            muted: false,
         };
         let v: serde_json::Value = serde_json::from_str(&rec.to_json()).unwrap();
         for key in [

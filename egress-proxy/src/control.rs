@@ -110,12 +110,14 @@ impl Registry {
         match req.op {
             ControlOp::Register(r) => self.register(*r),
             ControlOp::Revoke { run } => match self.revoke(&run).await {
-                Some(totals) => ControlResponse::Revoked { totals },
+                Some(totals) => ControlResponse::Revoked {
+                    totals: Box::new(totals),
+                },
                 None => unknown_run(&run),
             },
             ControlOp::Totals { run } => match self.lock().get(&run) {
                 Some(e) => ControlResponse::Totals {
-                    totals: e.run.totals(),
+                    totals: Box::new(e.run.totals()),
                 },
                 None => unknown_run(&run),
             },

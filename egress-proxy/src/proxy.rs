@@ -202,17 +202,28 @@ impl ConnCtx {
             bytes_down: 0,
             duration_ms: u64::try_from(s.at.elapsed().as_millis()).unwrap_or(u64::MAX),
             security_event: false,
+            suppressed: 0,
+            muted: false,
         }
     }
 
     /// Audits one outcome; true when it was a denial that used up the connection's share.
     fn emit(&self, s: &Start, o: Outcome<'_>) -> bool {
         let mut close = false;
+        let mut line = Some(0);
         if matches!(o.verdict, "deny" | "reject") {
             self.run.note_denied(o.host);
             close = self.note_denial();
+            line = self.run.denial_line();
         }
-        let rec = self.record(s, o);
+        let mut rec = self.record(s, o);
+        let Some(suppressed) = line else {
+            // Over the run's denial-line rate: counted (metrics, totals), not written.
+            rec.muted = true;
+            self.shared.auditor.record(rec);
+            return close;
+        };
+        rec.suppressed = suppressed;
         tracing::info!(
             client = %rec.client,
             method = %rec.method,

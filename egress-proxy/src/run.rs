@@ -14,10 +14,51 @@ use crate::tls::Interceptor;
 /// Per-host lines kept in a run's totals; further hosts are summed into the run line only.
 pub const MAX_HOST_LINES: usize = 64;
 
+/// Denial audit lines a run may write at once before they are rate-limited.
+pub const DENIAL_LINES_BURST: u32 = 64;
+/// Denial audit lines a run may write per second once its burst is spent.
+pub const DENIAL_LINES_PER_SEC: u32 = 8;
+
+/// A token bucket for one run's denial audit lines: a run that floods denials cannot push
+/// every other run's lines out of a rotated log. Suppressed lines are counted, and the next
+/// line written says how many went before it.
+#[derive(Debug)]
+struct DenialLines {
+    tokens: f64,
+    at: tokio::time::Instant,
+    pending: u64,
+}
+
+impl DenialLines {
+    fn new() -> DenialLines {
+        DenialLines {
+            tokens: f64::from(DENIAL_LINES_BURST),
+            at: tokio::time::Instant::now(),
+            pending: 0,
+        }
+    }
+
+    /// `Some(suppressed before this one)` when the line may be written, `None` when it is muted.
+    fn take(&mut self) -> Option<u64> {
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * f64::from(DENIAL_LINES_PER_SEC);
+        self.tokens = (self.tokens + refill).min(f64::from(DENIAL_LINES_BURST));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Some(std::mem::take(&mut self.pending))
+        } else {
+            self.pending = self.pending.saturating_add(1);
+            None
+        }
+    }
+}
+
 /// What a run has done, beside its budget.
 #[derive(Debug, Default)]
 struct Stats {
     denied: u64,
+    audit_suppressed: u64,
     bytes_up: u64,
     bytes_down: u64,
     security_events: u64,
@@ -56,6 +97,7 @@ pub struct Run {
     pub cancel: CancellationToken,
     budget: Mutex<BudgetState>,
     stats: Mutex<Stats>,
+    denial_lines: Mutex<DenialLines>,
 }
 
 impl std::fmt::Debug for Run {
@@ -90,6 +132,7 @@ impl Run {
             cancel,
             budget: Mutex::new(budget),
             stats: Mutex::new(Stats::default()),
+            denial_lines: Mutex::new(DenialLines::new()),
         }
     }
 
@@ -126,6 +169,18 @@ impl Run {
         }
     }
 
+    /// Whether a denial's audit line may be written: `Some(n)` with the number of this run's
+    /// denial lines muted since its last written one, `None` when this one is muted (counted in
+    /// the totals as `audit_suppressed`). Security events never go through this gate.
+    pub fn denial_line(&self) -> Option<u64> {
+        let taken = lock(&self.denial_lines).take();
+        if taken.is_none() {
+            let mut stats = lock(&self.stats);
+            stats.audit_suppressed = stats.audit_suppressed.saturating_add(1);
+        }
+        taken
+    }
+
     /// Counts a security event (credential handle misuse, a real secret in a request).
     pub fn note_security_event(&self) {
         let mut stats = lock(&self.stats);
@@ -148,6 +203,7 @@ impl Run {
         RunTotals {
             requests: budget.requests,
             denied: stats.denied,
+            audit_suppressed: stats.audit_suppressed,
             bytes_up: stats.bytes_up,
             bytes_down: stats.bytes_down,
             input_tokens: budget
@@ -213,5 +269,32 @@ mod tests {
         r.record(10, 20, None);
         let t = r.totals();
         assert_eq!((t.bytes_up, t.bytes_down), (10, 20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn denial_lines_are_a_burst_then_a_rate_and_the_muted_ones_are_counted() {
+        let r = run(BudgetConfig::default());
+        for _ in 0..DENIAL_LINES_BURST {
+            assert_eq!(r.denial_line(), Some(0));
+        }
+        // Over the burst: muted, and counted.
+        for _ in 0..10 {
+            assert_eq!(r.denial_line(), None);
+        }
+        assert_eq!(r.totals().audit_suppressed, 10);
+        // A second later the rate allows a few more; the first says how many went before it.
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert_eq!(r.denial_line(), Some(10));
+        for _ in 1..DENIAL_LINES_PER_SEC {
+            assert_eq!(r.denial_line(), Some(0));
+        }
+        assert_eq!(r.denial_line(), None);
+        // A quiet while refills the whole burst, never more.
+        tokio::time::advance(std::time::Duration::from_secs(3600)).await;
+        for _ in 0..DENIAL_LINES_BURST {
+            assert!(r.denial_line().is_some());
+        }
+        assert_eq!(r.denial_line(), None);
+        assert_eq!(r.totals().audit_suppressed, 12);
     }
 }

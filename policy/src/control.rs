@@ -136,12 +136,12 @@ pub enum ControlResponse {
     /// The run is gone; what it used.
     Revoked {
         /// Totals at the moment of revocation.
-        totals: RunTotals,
+        totals: Box<RunTotals>,
     },
     /// The run's totals so far.
     Totals {
         /// Totals now.
-        totals: RunTotals,
+        totals: Box<RunTotals>,
     },
     /// The registered runs.
     Runs {
@@ -196,6 +196,9 @@ pub struct RunTotals {
     pub requests: u64,
     /// Requests refused.
     pub denied: u64,
+    /// Denial audit lines not written because the run went over its audit rate (each denial
+    /// is still counted in `denied`).
+    pub audit_suppressed: u64,
     /// Bytes sent upstream.
     pub bytes_up: u64,
     /// Bytes sent back to the sandbox.

@@ -344,3 +344,98 @@ async fn a_prompt_without_usage_in_its_answer_is_charged_by_its_bytes() {
     assert_eq!(run_tokens(&env, "r-prompt").await, tokens + 200);
     env.stop().await;
 }
+
+/// A run flooding denials (reconnecting before each connection's share runs out) gets its
+/// denial lines rate-limited: every denial is counted, but only a burst of lines is written, so
+/// it cannot rotate other runs' lines out of the log. The neighbours: another run's denial line
+/// is written, and the flooding run's security event is written whatever its rate.
+#[tokio::test]
+async fn a_run_flooding_denials_cannot_flood_the_audit_log() {
+    let env = RunEnv::start().await;
+    let flood = env
+        .register(
+            "r-flood",
+            serde_json::json!({"credentials": [{"name": "K", "secret": REAL,
+                "hosts": ["api.anthropic.test"], "headers": ["x-api-key"]}]}),
+        )
+        .await;
+    let quiet = env.register("r-quiet", serde_json::json!({})).await;
+    let port = env.https.port();
+    let host = format!("other.test:{port}");
+    let denials = 150;
+    let mut sent = 0;
+    while sent < denials {
+        let mut c = intercepted(&flood.socket, "other.test", port, &flood.ca_pem)
+            .await
+            .unwrap();
+        for _ in 0..30 {
+            if sent == denials {
+                break;
+            }
+            // No body: a refused request with a body closes its connection.
+            let got = request(&mut c, "POST", &host, "/w", &[], "").await;
+            assert_eq!(got.rule(), "write_not_approved");
+            sent += 1;
+        }
+    }
+    // A security event of the flooding run, and a denial of another run.
+    let mut c = intercepted(&flood.socket, "other.test", port, &flood.ca_pem)
+        .await
+        .unwrap();
+    let got = request(
+        &mut c,
+        "GET",
+        &host,
+        "/",
+        &[("x-api-key", &flood.handle("K"))],
+        "",
+    )
+    .await;
+    assert_eq!(got.rule(), "handle_wrong_host");
+    let mut c = intercepted(&quiet.socket, "other.test", port, &quiet.ca_pem)
+        .await
+        .unwrap();
+    let got = request(&mut c, "POST", &host, "/quiet", &[], "").await;
+    assert_eq!(got.rule(), "write_not_approved");
+
+    let totals = env
+        .control(r#"{"version":1,"op":{"kind":"totals","run":"r-flood"}}"#)
+        .await;
+    assert_eq!(totals["totals"]["denied"], denials + 1, "{totals}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audit = env.audit_text();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let flood_denials: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["run"] == "r-flood" && l["rule"] == "write_not_approved")
+        .collect();
+    let written = u64::try_from(flood_denials.len()).unwrap();
+    assert!(
+        (64..denials).contains(&written),
+        "{written} of {denials} denial lines written"
+    );
+    let suppressed = totals["totals"]["audit_suppressed"].as_u64().unwrap();
+    assert_eq!(written + suppressed, denials, "{totals}");
+    // A line written after muted ones says how many went before it, when any did.
+    let reported: u64 = flood_denials
+        .iter()
+        .filter_map(|l| l["suppressed"].as_u64())
+        .sum();
+    assert!(reported <= suppressed, "{reported} > {suppressed}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["run"] == "r-flood" && l["security_event"] == true),
+        "the security event is written"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["run"] == "r-quiet" && l["rule"] == "write_not_approved"),
+        "another run's denial is written"
+    );
+    env.stop().await;
+}

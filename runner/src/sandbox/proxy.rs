@@ -676,7 +676,7 @@ impl EgressContainer {
             run: run.to_owned(),
         });
         match control_request(&self.control, "revoke", &req).await? {
-            ControlResponse::Revoked { totals } => Ok(totals),
+            ControlResponse::Revoked { totals } => Ok(*totals),
             other => Err(refused("revoke", other)),
         }
     }
@@ -687,7 +687,7 @@ impl EgressContainer {
             run: run.to_owned(),
         });
         match control_request(&self.control, "totals", &req).await? {
-            ControlResponse::Totals { totals } => Ok(totals),
+            ControlResponse::Totals { totals } => Ok(*totals),
             other => Err(refused("totals", other)),
         }
     }
