@@ -45,6 +45,10 @@ lock_pip() {
   local version; version="$(tool_version "$name")"
   [ -n "$version" ] || die "images/$name/Dockerfile has no ARG TOOL_VERSION"
   if [ ! -x "$tmp/venv/bin/pip-compile" ]; then
+    # The images run Debian bookworm's CPython 3.11: a lock resolved for another version can
+    # miss dependencies that only 3.11 needs (the images install with --no-deps).
+    python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+      || die "python3 is $(python3 -V 2>&1); the locks must be resolved with CPython 3.11"
     python3 -m venv "$tmp/venv"
     "$tmp/venv/bin/pip" install --quiet ${extra_ca:+--cert "$extra_ca"} pip-tools >&2
   fi

@@ -55,7 +55,7 @@ pub enum BodyError {
     /// chunk went upstream.
     #[error("request body refused by the credential broker: {}", .0.name())]
     Broker(BrokerRule),
-    /// The upstream sent nothing for `limits.idle_timeout` in the middle of a response body.
+    /// The upstream sent nothing for `limits.body_idle_timeout` in the middle of a response body.
     #[error("upstream response body idle for longer than the configured limit")]
     Idle,
 }

@@ -143,6 +143,10 @@ pub struct Limits {
     /// Time to wait for an upstream response head (504 after it), and longest silence in both
     /// directions of a CONNECT tunnel.
     pub idle_timeout: Dur,
+    /// Longest silence of an upstream in the middle of a response body (the clock restarts on
+    /// every frame): longer than `idle_timeout`, since a model may think for minutes between
+    /// events of a stream.
+    pub body_idle_timeout: Dur,
     /// Time to establish one upstream TCP connection (504 after it).
     pub connect_timeout: Dur,
     /// Longest life of a CONNECT tunnel.
@@ -162,6 +166,7 @@ impl Default for Limits {
             max_connections_per_client: 1024,
             header_read_timeout: Dur::ms(10_000),
             idle_timeout: Dur::ms(60_000),
+            body_idle_timeout: Dur::ms(300_000),
             connect_timeout: Dur::ms(5_000),
             tunnel_max_lifetime: Dur::ms(3_600_000),
             max_request_body: 64 * 1024 * 1024,
@@ -339,7 +344,7 @@ impl Config {
             ));
         }
         let l = &self.limits;
-        let positive: [(&'static str, u64); 8] = [
+        let positive: [(&'static str, u64); 9] = [
             ("limits.max_connections", as_u64(l.max_connections)),
             (
                 "limits.max_connections_per_client",
@@ -347,6 +352,7 @@ impl Config {
             ),
             ("limits.header_read_timeout", ms(l.header_read_timeout)),
             ("limits.idle_timeout", ms(l.idle_timeout)),
+            ("limits.body_idle_timeout", ms(l.body_idle_timeout)),
             ("limits.connect_timeout", ms(l.connect_timeout)),
             ("limits.tunnel_max_lifetime", ms(l.tunnel_max_lifetime)),
             ("limits.max_request_body", l.max_request_body),

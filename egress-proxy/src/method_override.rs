@@ -25,6 +25,8 @@ pub fn has_method_override(req: &Request<Incoming>) -> bool {
 /// Laravel and Symfony) also drops leading spaces, reads `.` and space as `_`, and reads
 /// `_method[...]` as an array named `_method`: those spellings count too.
 fn is_method_key(decoded: &[u8]) -> bool {
+    // PHP ends a key at a NUL byte.
+    let decoded = decoded.split(|b| *b == 0).next().unwrap_or_default();
     let start = decoded
         .iter()
         .position(|b| *b != b' ')
@@ -102,6 +104,7 @@ mod tests {
             "%20_method",
             "_method[]",
             "_method%5B0%5D",
+            "_method%00x",
         ] {
             assert!(is_method_key(&query_decode(k)), "{k}");
         }

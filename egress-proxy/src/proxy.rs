@@ -650,17 +650,22 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
     if scrub.is_some() {
         parts.headers.remove(CONTENT_LENGTH);
     }
-    // Only a write (in practice a POST) to a token host can spend tokens: its response is
-    // metered (JSON and SSE read for their usage, anything else counted by its bytes). A GET or
-    // HEAD without a method override is neither buffered nor charged tokens (its bytes and the
-    // request still count).
+    // Every response of a token host is metered. A write's (in practice a POST's) JSON and SSE
+    // are read for their usage (JSON buffered up to 1 MiB); a GET or HEAD without a method
+    // override is counted, never buffered (`Opaque`), and charged by the byte estimate, since
+    // some APIs deliver the tokens of earlier work through a GET (background responses, batch
+    // results).
     let write = !matches!(method, Method::GET | Method::HEAD) || method_override;
-    let usage = (write && ctx.run.is_token_host(&host)).then(|| {
-        let format = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map_or(BodyFormat::Opaque, BodyFormat::from_content_type);
+    let usage = ctx.run.is_token_host(&host).then(|| {
+        let format = if write {
+            parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map_or(BodyFormat::Opaque, BodyFormat::from_content_type)
+        } else {
+            BodyFormat::Opaque
+        };
         UsageMeter::new(format)
     });
     let status = parts.status;
@@ -688,7 +693,11 @@ async fn forward(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<DownBody
             inner: body,
             seen: 0,
             audit: Some(audit),
-            filter: Box::new(DownFilter::new(scrub, usage, idle)),
+            filter: Box::new(DownFilter::new(
+                scrub,
+                usage,
+                ctx.shared.limits.body_idle_timeout.get(),
+            )),
         },
     )
 }

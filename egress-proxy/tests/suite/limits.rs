@@ -71,7 +71,7 @@ async fn read_stream(s: &mut TcpStream) -> (String, Duration) {
 #[tokio::test]
 async fn a_silent_upstream_body_is_cut_but_a_trickle_is_not() {
     let env = Env::start_with(Opts {
-        limits: "idle_timeout = \"600ms\"".into(),
+        limits: "body_idle_timeout = \"600ms\"".into(),
         ..Opts::default()
     })
     .await;

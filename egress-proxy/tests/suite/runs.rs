@@ -283,8 +283,8 @@ async fn run_tokens(env: &RunEnv, run: &str) -> u64 {
     t["totals"]["tokens"].as_u64().unwrap()
 }
 
-/// Only a write to a token host is metered: a large GET answered with JSON is neither buffered
-/// nor charged tokens, while a POST (or a GET overridden into one) answered with a usage is
+/// Every response of a token host is metered: a large GET is counted without being buffered and
+/// charged by its bytes, while a POST (or a GET overridden into one) answered with a usage is
 /// charged exactly that usage.
 #[tokio::test]
 async fn only_writes_to_token_hosts_are_metered() {
@@ -297,23 +297,32 @@ async fn only_writes_to_token_hosts_are_metered() {
     let mut c = intercepted(&run.socket, "api.anthropic.test", port, &run.ca_pem)
         .await
         .unwrap();
+    // A GET (some APIs deliver earlier work's tokens through one) is counted, never buffered,
+    // and charged by the byte estimate: one token per two bytes.
     let got = request(&mut c, "GET", &host, "/big?n=3000000", &[], "").await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body.len(), 3_000_000);
-    assert_eq!(run_tokens(&env, "r-meter").await, 0, "a GET is not metered");
-    // The neighbour: a POST whose JSON answer carries a usage is charged exactly.
+    assert_eq!(
+        run_tokens(&env, "r-meter").await,
+        1_500_000,
+        "a GET by its bytes"
+    );
+    // The neighbour: a POST whose JSON answer carries a usage is charged exactly that.
     let got = request(&mut c, "POST", &host, "/v1/messages", &[], "{}").await;
     assert_eq!(got.status, 200);
-    assert_eq!(run_tokens(&env, "r-meter").await, 150);
-    // A GET that asks the server to treat it as a POST is metered like one.
+    assert_eq!(run_tokens(&env, "r-meter").await, 1_500_000 + 150);
+    // A GET that asks the server to treat it as a POST is read for its usage like one.
     let over = [("x-http-method-override", "POST")];
     let got = request(&mut c, "GET", &host, "/v1/messages", &over, "").await;
     assert_eq!(got.status, 200);
-    assert_eq!(run_tokens(&env, "r-meter").await, 300);
+    assert_eq!(run_tokens(&env, "r-meter").await, 1_500_000 + 300);
     // A POST answered with JSON over the 1 MiB cap is charged by its bytes, not read.
     let got = request(&mut c, "POST", &host, "/big?n=2000000", &[], "{}").await;
     assert_eq!(got.status, 200);
-    assert_eq!(run_tokens(&env, "r-meter").await, 300 + 1_000_001);
+    assert_eq!(
+        run_tokens(&env, "r-meter").await,
+        1_500_000 + 300 + 1_000_001
+    );
     env.stop().await;
 }
 

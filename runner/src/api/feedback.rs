@@ -115,7 +115,9 @@ fn verify_signature(
     if seen.get(&key).is_some_and(|exp| *exp > now) {
         return Err(unauthorized("this signature was already used"));
     }
-    seen.insert(key, now + window);
+    // The signature stays acceptable until `ts + window` (a timestamp may lie ahead of the
+    // clock by up to the window), inclusive: the entry must live past that second.
+    seen.insert(key, now.max(ts_num) + window + 1);
     Ok(())
 }
 
@@ -237,5 +239,23 @@ mod tests {
         assert!(!check(&cache, &ts4, &sign(SECRET, &ts4, b"{}"), body));
         let old = (NOW - 301).to_string();
         assert!(!check(&cache, &old, &sign(SECRET, &old, body), body));
+    }
+
+    #[test]
+    fn a_signature_dated_ahead_stays_spent_for_as_long_as_it_is_acceptable() {
+        let cache = Mutex::new(HashMap::new());
+        let body = br#"{"title":"t"}"#;
+        // Dated a full window ahead of the clock: acceptable until NOW + 600.
+        let ts = (NOW + 300).to_string();
+        let sig = sign(SECRET, &ts, body);
+        let at = |now: i64| {
+            verify_signature(&cache, SECRET, 300, now, &headers(&ts, &sig), body).is_ok()
+        };
+        assert!(at(NOW), "the first use passes");
+        // Past NOW + 300 (where an entry keyed on the clock would expire) it is still refused.
+        assert!(!at(NOW + 301));
+        assert!(!at(NOW + 600));
+        // Once the timestamp itself is out of the window it is refused for that reason.
+        assert!(!at(NOW + 601));
     }
 }

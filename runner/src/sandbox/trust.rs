@@ -4,8 +4,11 @@
 //! file, say) never reaches the sandbox.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 /// The trust bundle's file name in a run's directory (mounted at `/paddock`).
 pub const RUN_CA_BUNDLE_NAME: &str = "ca-bundle.pem";
@@ -54,17 +57,12 @@ pub fn sandbox_roots(host_bundle: &Path, extra: Option<&Path>) -> std::io::Resul
     Ok(roots)
 }
 
-/// Writes `<run_dir>/ca-bundle.pem` (0644): the run's CA, then `roots`. The run directory must
-/// be a real directory (not a symlink) and the file must not exist yet: nothing is followed or
-/// overwritten.
+/// Writes `<run_dir>/ca-bundle.pem` (0644): the run's CA, then `roots`. The run directory
+/// belongs to the proxy's user, so nothing in it is trusted: the directory is opened with
+/// `O_NOFOLLOW` (a symlink is refused), the file is created relative to that descriptor with
+/// `O_CREAT | O_EXCL | O_NOFOLLOW` (nothing is followed or overwritten), and its mode is set on
+/// the open descriptor, never by path.
 pub fn write_bundle(run_dir: &Path, run_ca: &str, roots: &str) -> std::io::Result<()> {
-    let meta = std::fs::symlink_metadata(run_dir)?;
-    if !meta.file_type().is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the run directory is not a directory",
-        ));
-    }
     let run_ca = certificates_only(run_ca);
     if run_ca.is_empty() {
         return Err(std::io::Error::new(
@@ -72,16 +70,24 @@ pub fn write_bundle(run_dir: &Path, run_ca: &str, roots: &str) -> std::io::Resul
             "the run's CA holds no certificate",
         ));
     }
-    let path = run_dir.join(RUN_CA_BUNDLE_NAME);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&path)?;
+    let dir = nix::fcntl::open(
+        run_dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let fd = nix::fcntl::openat(
+        &dir,
+        RUN_CA_BUNDLE_NAME,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
     file.write_all(run_ca.as_bytes())?;
     file.write_all(roots.as_bytes())?;
-    file.sync_all()?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    file.sync_all()
 }
 
 #[cfg(test)]

@@ -177,9 +177,11 @@ fn path_is_relative_and_inside(path: &Path) -> bool {
 pub const TAR_OVERHEAD_PER_ENTRY: u64 = 2048;
 
 /// Limits on a work tree read back from the sandbox, checked entry by entry before anything
-/// is written to the host. The worker uses the commit snapshot's limits; unlike the snapshot,
-/// which leaves build output the base commit ignores unread, they count every entry of the
-/// tar (except the data of a file over the per-file limit, which is never written).
+/// is written to the host. They count every entry of the tar, build output the base commit
+/// ignores included (the snapshot leaves that unread), so they are looser than the commit
+/// snapshot's: [`READ_BACK_FACTOR`] times its total and entries (a `node_modules` or a `target/`
+/// must not fail a run); the per-file limit is the snapshot's, and a larger file is never
+/// written (it becomes a hole the snapshot then refuses, or ignores).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReturnLimits {
     /// Largest file whose data is written, in bytes (a larger one becomes a hole).
@@ -190,26 +192,35 @@ pub struct ReturnLimits {
     pub max_entries: u64,
 }
 
+/// How much looser the read-back total and entry limits are than the commit snapshot's.
+pub const READ_BACK_FACTOR: u64 = 4;
+
 impl ReturnLimits {
-    /// The limits of a commit snapshot with `limits` (one more entry: the top directory the
-    /// engine puts in front of the tree).
+    /// The read-back limits for a commit snapshot with `limits`: the same per-file limit,
+    /// [`READ_BACK_FACTOR`] times its total and entries (plus the top directory the engine puts
+    /// in front of the tree).
     #[must_use]
     pub fn of_snapshot(limits: &crate::git::Limits) -> ReturnLimits {
         ReturnLimits {
             max_file_bytes: limits.max_file_bytes,
-            max_total_bytes: limits.max_total_bytes,
-            max_entries: limits.max_entries.saturating_add(1),
+            max_total_bytes: limits.max_total_bytes.saturating_mul(READ_BACK_FACTOR),
+            max_entries: limits
+                .max_entries
+                .saturating_mul(READ_BACK_FACTOR)
+                .saturating_add(1),
         }
     }
 
-    /// The largest tar stream a tree within these limits can take: its data plus
-    /// [`TAR_OVERHEAD_PER_ENTRY`] per entry and the two closing blocks. The launcher reads no
-    /// more than this back into memory.
+    /// The most the launcher reads back into memory: what a tree within these limits can take
+    /// (its data plus [`TAR_OVERHEAD_PER_ENTRY`] per entry and the two closing blocks), never
+    /// more than [`DEFAULT_WORKSPACE_RETURN_CAP`](crate::sandbox::DEFAULT_WORKSPACE_RETURN_CAP).
+    /// The data of a file over the per-file limit is in the stream too, so it counts here.
     #[must_use]
     pub fn tar_cap(&self) -> u64 {
         self.max_total_bytes
             .saturating_add(self.max_entries.saturating_mul(TAR_OVERHEAD_PER_ENTRY))
             .saturating_add(1024)
+            .min(crate::sandbox::DEFAULT_WORKSPACE_RETURN_CAP)
     }
 }
 
@@ -579,10 +590,14 @@ mod tests {
     }
 
     #[test]
-    fn the_tar_cap_holds_a_full_tree_and_is_below_the_old_cap() {
+    fn the_tar_cap_holds_a_full_tree_and_never_exceeds_the_old_cap() {
         let d = ReturnLimits::default();
-        assert!(d.tar_cap() > d.max_total_bytes);
-        assert!(d.tar_cap() < super::super::launcher::DEFAULT_WORKSPACE_RETURN_CAP);
+        assert!(d.max_total_bytes >= 512 * 1024 * 1024);
+        assert!(d.max_entries > 100_000, "a node_modules fits");
+        assert_eq!(
+            d.tar_cap(),
+            super::super::launcher::DEFAULT_WORKSPACE_RETURN_CAP
+        );
         // A tree at the entry and byte limits, with long names, packs within the cap.
         let limits = ReturnLimits {
             max_file_bytes: 1000,
