@@ -3,7 +3,9 @@
 pub mod runner;
 pub mod vault;
 
-pub use runner::{AgentConfig, AgentCredential, BUILTIN_AGENTS, EgressConfig, RunnerConfig};
+pub use runner::{
+    AgentConfig, AgentCredential, BUILTIN_AGENTS, DEFAULT_UID_FIRST, EgressConfig, RunnerConfig,
+};
 pub use vault::VaultConfig;
 
 use std::collections::HashMap;
@@ -826,6 +828,7 @@ max_requests = 500
             &env(&[
                 ("PADDOCK_RUNNER", "1"),
                 ("PADDOCK_RUNNER_CONCURRENCY", "3"),
+                ("PADDOCK_RUNNER_UID_FIRST", "20001"),
                 ("PADDOCK_RUNNER_STATE_DIR", "/srv/p"),
                 ("PADDOCK_RUNNER_ALLOW_LOCAL_REPOS", "true"),
             ]),
@@ -833,7 +836,9 @@ max_requests = 500
         .unwrap();
         assert!(c.runner.enabled && c.runner.allow_local_repos);
         assert_eq!(c.runner.concurrency, 3);
+        assert_eq!(c.runner.uid_first, 20_001);
         let c = Config::from_toml(&format!("{GOOD}{AGENT}"), &env(&[])).unwrap();
+        assert_eq!(c.runner.uid_first, DEFAULT_UID_FIRST);
         let a = &c.runner.agents["claude"];
         assert_eq!(c.runner.name, "box-1");
         assert_eq!(a.command[2], "@{task_file}");
@@ -901,6 +906,12 @@ allow_ranges = ["10.20.0.0/16"]
     fn runner_errors_name_the_key() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("PADDOCK_RUNNER_CONCURRENCY", "0")], "runner.concurrency"),
+            (&[("PADDOCK_RUNNER_UID_FIRST", "1000")], "runner.uid_first"),
+            (&[("PADDOCK_RUNNER_UID_FIRST", "0")], "runner.uid_first"),
+            (
+                &[("PADDOCK_RUNNER_UID_FIRST", "4294967290")],
+                "runner.uid_first",
+            ),
             (
                 &[("PADDOCK_RUNNER_CONCURRENCY", "33")],
                 "runner.concurrency",

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use paddock_policy::HostPattern;
+use paddock_policy::sandbox::MIN_AGENT_UID;
 use serde::Deserialize;
 
 use super::{ConfigError, Strings, invalid, parse_bool, parse_num};
@@ -31,6 +32,11 @@ const RESERVED_ENV: &[&str] = &[
     "LD_LIBRARY_PATH",
     "LD_AUDIT",
 ];
+
+/// The default first agent uid (the images' agent user).
+pub const DEFAULT_UID_FIRST: u32 = 10_001;
+/// Highest first agent uid: far below the overflow of `uid_first + slot`.
+pub const MAX_UID_FIRST: u32 = 2_000_000_000;
 
 /// One brokered credential of an agent: the sandbox gets a handle, the proxy swaps in the
 /// value of `secret` (a stored secret of the workspace) on requests to `hosts`, in `headers`.
@@ -93,6 +99,7 @@ pub(super) struct RawRunner {
     name: Option<String>,
     workspace: String,
     concurrency: u32,
+    uid_first: u32,
     state_dir: String,
     lease_secs: u64,
     heartbeat_secs: u64,
@@ -208,6 +215,7 @@ impl Default for RawRunner {
             name: None,
             workspace: "default".into(),
             concurrency: 1,
+            uid_first: DEFAULT_UID_FIRST,
             state_dir: "/var/lib/paddock".into(),
             lease_secs: 900,
             heartbeat_secs: 30,
@@ -232,6 +240,9 @@ pub struct RunnerConfig {
     pub workspace: String,
     /// Runs at once, 1..=32.
     pub concurrency: u32,
+    /// First agent uid: slot `n` runs as `uid_first + n`. Runners sharing one host give each
+    /// other disjoint ranges, so their agents never share per-uid kernel limits.
+    pub uid_first: u32,
     /// Mirrors, work trees and proxy sockets live here (absolute path).
     pub state_dir: PathBuf,
     /// Lease per claim and heartbeat, seconds.
@@ -260,6 +271,7 @@ impl Default for RunnerConfig {
             name: default_runner_name(),
             workspace: raw.workspace,
             concurrency: raw.concurrency,
+            uid_first: raw.uid_first,
             state_dir: PathBuf::from(raw.state_dir),
             lease_secs: raw.lease_secs,
             heartbeat_secs: raw.heartbeat_secs,
@@ -297,6 +309,9 @@ pub(super) fn apply_env(raw: &mut RawRunner, env: &dyn Strings) -> Result<(), Co
     }
     if let Some(v) = env.get("PADDOCK_RUNNER_CONCURRENCY") {
         raw.concurrency = parse_num("PADDOCK_RUNNER_CONCURRENCY", &v)?;
+    }
+    if let Some(v) = env.get("PADDOCK_RUNNER_UID_FIRST") {
+        raw.uid_first = parse_num("PADDOCK_RUNNER_UID_FIRST", &v)?;
     }
     if let Some(v) = env.get("PADDOCK_RUNNER_STATE_DIR") {
         raw.state_dir = v;
@@ -545,6 +560,12 @@ pub(super) fn validate(raw: RawRunner, production: bool) -> Result<RunnerConfig,
     if !(1..=32).contains(&raw.concurrency) {
         return Err(invalid("runner.concurrency", "must be between 1 and 32"));
     }
+    if !(MIN_AGENT_UID..=MAX_UID_FIRST).contains(&raw.uid_first) {
+        return Err(invalid(
+            "runner.uid_first",
+            format!("must be between {MIN_AGENT_UID} and {MAX_UID_FIRST}"),
+        ));
+    }
     let state_dir = raw.state_dir.trim();
     if !state_dir.starts_with('/') || state_dir.split('/').any(|s| s == "..") {
         return Err(invalid(
@@ -597,6 +618,7 @@ pub(super) fn validate(raw: RawRunner, production: bool) -> Result<RunnerConfig,
         name,
         workspace,
         concurrency: raw.concurrency,
+        uid_first: raw.uid_first,
         state_dir: PathBuf::from(state_dir),
         lease_secs: raw.lease_secs,
         heartbeat_secs: raw.heartbeat_secs,

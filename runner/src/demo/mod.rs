@@ -217,6 +217,7 @@ impl Stage {
             agent,
             egress: crate::sandbox::proxy::EgressSettings::default(),
             egress_allow_ranges: Vec::new(),
+            uid_first: crate::config::DEFAULT_UID_FIRST,
         };
         let sources = Arc::new(StoreSources::new(
             self.store.clone(),

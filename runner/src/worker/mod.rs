@@ -151,6 +151,8 @@ pub struct WorkerConfig {
     pub egress: EgressSettings,
     /// CIDRs exempt from the proxy's private-range deny for every run (internal mirrors).
     pub egress_allow_ranges: Vec<String>,
+    /// First agent uid (`[runner] uid_first`): slot `n` runs as `uid_first + n`.
+    pub uid_first: u32,
 }
 
 /// What a run needs; shared by the runs of one worker.
@@ -403,8 +405,12 @@ pub(crate) fn sandbox_launcher<E: Engine>(
     engine: E,
     tag: &str,
     limits: &ReturnLimits,
+    uid_first: u32,
 ) -> Result<Launcher<E>, WorkerError> {
-    Ok(Launcher::new(engine, SandboxProfile::default())?
+    let mut profile = SandboxProfile::default();
+    // Runners sharing a host set disjoint ranges; the range holds every slot (concurrency ≤ 32).
+    profile.container.uids.first = uid_first;
+    Ok(Launcher::new(engine, profile)?
         .with_owner(tag)?
         .with_workspace_return_cap(limits.tar_cap()))
 }
@@ -432,7 +438,7 @@ impl Worker {
         let tag = runner_tag(&cfg.name);
         let return_limits =
             ReturnLimits::of_snapshot(&GitSettings::new(cfg.state_dir.clone()).limits);
-        let launcher = sandbox_launcher(engine, &tag, &return_limits)?;
+        let launcher = sandbox_launcher(engine, &tag, &return_limits, cfg.uid_first)?;
         let cleaned = launcher.cleanup_leftovers().await?;
         if !cleaned.containers.is_empty() {
             info!(containers = ?cleaned.containers, "removed leftover sandboxes of this runner");
@@ -626,6 +632,7 @@ impl WorkerConfig {
                 extra_ca_bundle: r.egress.extra_ca_bundle.clone(),
             },
             egress_allow_ranges: r.egress.allow_ranges.clone(),
+            uid_first: r.uid_first,
         })
     }
 }
@@ -662,6 +669,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::config::DEFAULT_UID_FIRST;
     use crate::sandbox::fake::{FakeEngine, Script};
     use crate::sandbox::{DEFAULT_WORKSPACE_RETURN_CAP, OutputChunk, OutputStream, RunSpec};
 
@@ -674,7 +682,7 @@ mod tests {
             archive: Bytes::from(vec![0u8; usize::try_from(archive_len).unwrap()]),
             ..Script::default()
         });
-        let launcher = sandbox_launcher(engine, "p0000abcd", limits).unwrap();
+        let launcher = sandbox_launcher(engine, "p0000abcd", limits, DEFAULT_UID_FIRST).unwrap();
         let mut spec = RunSpec::new(
             "p0000abcd-1",
             "paddock/agent:latest",
@@ -717,5 +725,26 @@ mod tests {
             "and the top directory"
         );
         assert!(r.tar_cap() <= DEFAULT_WORKSPACE_RETURN_CAP);
+    }
+
+    #[test]
+    fn a_runners_agents_take_their_uids_from_its_own_range() {
+        let l = |first| {
+            sandbox_launcher(
+                FakeEngine::new(Script::default()),
+                "p0000abcd",
+                &ReturnLimits::default(),
+                first,
+            )
+        };
+        let default = l(DEFAULT_UID_FIRST).unwrap();
+        assert_eq!(
+            default.profile().container.uids.uid_for_slot(0),
+            Some(10_001)
+        );
+        let other = l(20_001).unwrap();
+        assert_eq!(other.profile().container.uids.uid_for_slot(3), Some(20_004));
+        // The profile's own check still holds: no uid below the agent range.
+        assert!(l(500).is_err());
     }
 }

@@ -294,6 +294,7 @@ impl Harness {
             agent: adapters::resolve("script", Some(&over)).unwrap(),
             egress: paddock::sandbox::proxy::EgressSettings::default(),
             egress_allow_ranges: Vec::new(),
+            uid_first: paddock::config::DEFAULT_UID_FIRST,
         }
     }
 
