@@ -6,7 +6,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::runs_support::{RunEnv, client_config, connect_on, intercepted, request};
+use super::runs_support::{
+    RunEnv, client_config, connect_on, intercepted, intercepted_tls, request,
+};
 use super::support::exchange;
 
 const REAL: &str = "sk-ant-api03-REALSECRETVALUE0123456789abcdef";
@@ -207,15 +209,9 @@ async fn streamed_post(
     first: &str,
     second: &str,
 ) -> (u16, String) {
-    let mut s = UnixStream::connect(&run.socket).await.unwrap();
-    assert_eq!(
-        connect_on(&mut s, &format!("api.anthropic.test:{port}")).await,
-        200
-    );
-    let connector =
-        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config(&run.ca_pem)));
-    let name = rustls::pki_types::ServerName::try_from("api.anthropic.test").unwrap();
-    let mut tls = connector.connect(name, s).await.unwrap();
+    let mut tls = intercepted_tls(&run.socket, "api.anthropic.test", port, &run.ca_pem)
+        .await
+        .unwrap();
     let head = format!(
         "POST /upload HTTP/1.1\r\nhost: api.anthropic.test:{port}\r\ntransfer-encoding: chunked\r\n\
          content-type: application/json\r\nconnection: close\r\n\r\n"

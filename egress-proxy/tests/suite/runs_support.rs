@@ -467,6 +467,22 @@ pub fn client_config(ca_pem: &str) -> rustls::ClientConfig {
     c
 }
 
+/// CONNECT through the run socket, then TLS trusting `ca_pem`: the raw stream.
+pub async fn intercepted_tls(
+    socket: &Path,
+    host: &str,
+    port: u16,
+    ca_pem: &str,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<UnixStream>> {
+    let mut s = UnixStream::connect(socket).await?;
+    let status = connect_on(&mut s, &format!("{host}:{port}")).await;
+    anyhow::ensure!(status == 200, "CONNECT answered {status}");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem)));
+    Ok(connector
+        .connect(ServerName::try_from(host.to_owned())?, s)
+        .await?)
+}
+
 /// CONNECT through the run socket, TLS trusting `ca_pem`, HTTP/1.1 on top.
 pub async fn intercepted(
     socket: &Path,
@@ -474,13 +490,7 @@ pub async fn intercepted(
     port: u16,
     ca_pem: &str,
 ) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let mut s = UnixStream::connect(socket).await?;
-    let status = connect_on(&mut s, &format!("{host}:{port}")).await;
-    anyhow::ensure!(status == 200, "CONNECT answered {status}");
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem)));
-    let tls = connector
-        .connect(ServerName::try_from(host.to_owned())?, s)
-        .await?;
+    let tls = intercepted_tls(socket, host, port, ca_pem).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(conn);
     Ok(sender)

@@ -519,21 +519,9 @@ mod tests {
 
         // A hole takes the same path checks as any entry: not through a planted symlink.
         let outside = tempfile::tempdir().unwrap();
-        let mut b = Builder::new(Vec::new());
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Symlink);
-        h.set_size(0);
-        h.set_mode(0o777);
-        b.append_link(&mut h, "workspace/esc", outside.path())
-            .unwrap();
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Regular);
-        h.set_size(11);
-        h.set_mode(0o644);
-        b.append_data(&mut h, "workspace/esc/big", &[0u8; 11][..])
-            .unwrap();
+        let tar = through_planted_symlink(outside.path(), "big", &[0u8; 11]);
         let dest = tempfile::tempdir().unwrap();
-        assert!(unpack_with(&b.into_inner().unwrap(), dest.path(), &small_limits()).is_err());
+        assert!(unpack_with(&tar, dest.path(), &small_limits()).is_err());
         assert!(!outside.path().join("big").exists());
     }
 
@@ -621,23 +609,27 @@ mod tests {
         assert_eq!(unpack_with(&tar, dest.path(), &limits).unwrap(), 100);
     }
 
-    #[test]
-    fn a_file_written_through_a_planted_symlink_is_refused() {
-        let outside = tempfile::tempdir().unwrap();
+    /// A tar that plants `workspace/esc` → `outside`, then writes `data` to `workspace/esc/name`.
+    fn through_planted_symlink(outside: &Path, name: &str, data: &[u8]) -> Vec<u8> {
         let mut b = Builder::new(Vec::new());
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Symlink);
         h.set_size(0);
         h.set_mode(0o777);
-        b.append_link(&mut h, "workspace/esc", outside.path())
-            .unwrap();
+        b.append_link(&mut h, "workspace/esc", outside).unwrap();
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Regular);
-        h.set_size(3);
+        h.set_size(u64::try_from(data.len()).unwrap());
         h.set_mode(0o644);
-        b.append_data(&mut h, "workspace/esc/pwned", &b"bad"[..])
+        b.append_data(&mut h, format!("workspace/esc/{name}"), data)
             .unwrap();
-        let tar = b.into_inner().unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_file_written_through_a_planted_symlink_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let tar = through_planted_symlink(outside.path(), "pwned", b"bad");
         let dest = tempfile::tempdir().unwrap();
         assert!(unpack(&tar, dest.path()).is_err());
         assert!(

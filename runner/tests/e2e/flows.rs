@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use paddock::lifecycle::State;
+use paddock::store::issues::Issue;
+use paddock::worker::WorkerConfig;
 
 use crate::support::{Harness, sqlite};
 
@@ -14,6 +16,18 @@ async fn harness() -> Option<(tempfile::TempDir, Harness)> {
     let store = sqlite(db.path()).await;
     let h = Harness::new(store).await?;
     Some((db, h))
+}
+
+/// Runs a worker with `cfg` until issue `id` leaves todo and in_progress, then stops it; the
+/// issue as it settled.
+async fn settle(h: &Harness, id: i64, cfg: WorkerConfig) -> Issue {
+    let (stop, task) = h.start(cfg).await;
+    let done = h
+        .wait(id, RUN, |s| s != State::Todo && s != State::InProgress)
+        .await;
+    stop.cancel();
+    task.await.unwrap();
+    done
 }
 
 const FIX: &str = r#"set -eu
@@ -28,14 +42,7 @@ async fn an_issue_becomes_a_pushed_branch_for_review() {
         return;
     };
     let issue = h.issue("greet() ignores the name", "Use the name.").await;
-    let (stop, task) = h.start(h.config("r-push", FIX)).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
-    stop.cancel();
-    task.await.unwrap();
+    let done = settle(&h, issue.id, h.config("r-push", FIX)).await;
     assert_eq!(
         done.state,
         "in_review",
@@ -68,14 +75,7 @@ async fn a_blocked_agent_blocks_the_issue_with_its_question_and_pushes_nothing()
     };
     let issue = h.issue("Pick a port", "Which port?").await;
     let script = "cd /workspace && echo change > new.txt && echo thinking && echo 'BLOCKED: which port should it listen on?'";
-    let (stop, task) = h.start(h.config("r-blocked", script)).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
-    stop.cancel();
-    task.await.unwrap();
+    let done = settle(&h, issue.id, h.config("r-blocked", script)).await;
     assert_eq!(done.state, "blocked");
     assert_eq!(h.repo.branches(), vec!["main".to_owned()]);
     let comments = h.comments(issue.id).await;
@@ -93,14 +93,7 @@ async fn an_agent_that_changes_nothing_blocks_the_issue_with_the_reason() {
         return;
     };
     let issue = h.issue("Nothing to do", "").await;
-    let (stop, task) = h.start(h.config("r-nochange", "echo looked around")).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
-    stop.cancel();
-    task.await.unwrap();
+    let done = settle(&h, issue.id, h.config("r-nochange", "echo looked around")).await;
     assert_eq!(done.state, "blocked");
     assert_eq!(h.repo.branches(), vec!["main".to_owned()]);
     let comments = h.comments(issue.id).await;
@@ -178,14 +171,7 @@ echo edited >> README.md"#,
         secret = secret.display()
     );
     let issue = h.issue("poison", "").await;
-    let (stop, task) = h.start(h.config("r-poison", &script)).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
-    stop.cancel();
-    task.await.unwrap();
+    let done = settle(&h, issue.id, h.config("r-poison", &script)).await;
     assert_eq!(done.state, "in_review", "{:?}", h.comments(issue.id).await);
     let branch = format!("paddock/{}-1", issue.id);
     // Links are committed as links: their target text, never the host file's content.
@@ -227,14 +213,7 @@ async fn untracked_paths_the_base_gitignore_ignores_are_left_out_unread() {
         && echo noise > build.log && echo more >> tracked.log && echo edited >> README.md \
         && printf 'node_modules/\\n' > .gitignore";
     let issue = h.issue("ignore build output", "").await;
-    let (stop, task) = h.start(h.config("r-ignore", script)).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
-    stop.cancel();
-    task.await.unwrap();
+    let done = settle(&h, issue.id, h.config("r-ignore", script)).await;
     assert_eq!(done.state, "in_review", "{:?}", h.comments(issue.id).await);
     let branch = format!("paddock/{}-1", issue.id);
     assert!(h.repo.file(&branch, "node_modules/x/big.bin").is_none());
@@ -266,14 +245,7 @@ async fn a_huge_file_fails_the_attempt_and_pushes_nothing() {
         "cd /workspace && head -c 20000000 /dev/zero > big.bin && echo x >> README.md",
     );
     cfg.max_attempts = 1;
-    let (stop, task) = h.start(cfg).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
-    stop.cancel();
-    task.await.unwrap();
+    let done = settle(&h, issue.id, cfg).await;
     assert_eq!(done.state, "blocked");
     assert_eq!(h.repo.branches(), vec!["main".to_owned()]);
     let comments = h.comments(issue.id).await.join("\n");
@@ -356,14 +328,7 @@ async fn a_sparse_giant_file_is_not_read_back_past_the_cap() {
         "cd /workspace && truncate -s 600M z && echo x >> README.md",
     );
     cfg.max_attempts = 1;
-    let (stop, task) = h.start(cfg).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
-    stop.cancel();
-    task.await.unwrap();
+    let done = settle(&h, issue.id, cfg).await;
     assert_eq!(done.state, "blocked");
     assert_eq!(h.repo.branches(), vec!["main".to_owned()]);
     let comments = h.comments(issue.id).await.join("\n");
@@ -389,15 +354,8 @@ while [ ! -e watching.txt ]; do sleep 0.05; done
 echo edited >> README.md
 echo done"#;
     let started = Instant::now();
-    let (stop, task) = h.start(h.config("r-straggler", script)).await;
-    let done = h
-        .wait(issue.id, RUN, |s| {
-            s != State::Todo && s != State::InProgress
-        })
-        .await;
+    let done = settle(&h, issue.id, h.config("r-straggler", script)).await;
     let took = started.elapsed();
-    stop.cancel();
-    task.await.unwrap();
     assert_eq!(done.state, "in_review", "{:?}", h.comments(issue.id).await);
     assert!(
         took < Duration::from_secs(25),

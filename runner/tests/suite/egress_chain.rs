@@ -25,8 +25,8 @@ use paddock_policy::control::RegisterRun;
 use paddock_policy::sandbox::SandboxProfile;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
-const AGENT: &str = "paddock/agent:latest";
-const EGRESS: &str = "paddock/egress:latest";
+use super::sandbox_run::{AGENT, docker};
+
 const INTERCEPTED: &str = "upstream.paddock.test";
 const TUNNELLED: &str = "tunnel.paddock.test";
 const PORT: u16 = 8443;
@@ -99,33 +99,6 @@ for host in ("upstream.paddock.test", "tunnel.paddock.test"):
         print(f"python {host}: failed {e}")
 EOF
 "#;
-
-async fn docker() -> Option<DockerEngine> {
-    let ci = std::env::var_os("CI").is_some();
-    let why = match DockerEngine::connect_local() {
-        Ok(engine) => match engine.ping().await {
-            Ok(()) => {
-                let mut missing = None;
-                for image in [AGENT, EGRESS] {
-                    if let Err(e) = engine.client().inspect_image(image).await {
-                        missing = Some(format!(
-                            "image {image} missing ({e}); run sandbox-images/build.sh"
-                        ));
-                    }
-                }
-                match missing {
-                    None => return Some(engine),
-                    Some(m) => m,
-                }
-            }
-            Err(e) => format!("docker not reachable: {e}"),
-        },
-        Err(e) => format!("docker not reachable: {e}"),
-    };
-    assert!(!ci, "CI is set and the egress chain test cannot run: {why}");
-    eprintln!("skipping: {why}");
-    None
-}
 
 /// The upstream's CA (PEM) and its leaf for both names, written with the server script into
 /// `dir` (readable by the fake host's non-root user).

@@ -12,7 +12,7 @@ use paddock::sandbox::proxy::{
     EGRESS_NETWORK, EGRESS_UID, EgressContainer, EgressSettings, LABEL_CONFIG_HASH, LABEL_ROLE,
 };
 
-const AGENT: &str = "paddock/agent:latest";
+pub(super) const AGENT: &str = "paddock/agent:latest";
 const EGRESS: &str = "paddock/egress:latest";
 
 /// All these tests share the one proxy container.
@@ -30,7 +30,9 @@ fn settings() -> EgressSettings {
     }
 }
 
-async fn docker() -> Option<DockerEngine> {
+/// Docker with the agent and proxy images, or `None` (skip) outside CI; under CI a missing
+/// one fails the test.
+pub(super) async fn docker() -> Option<DockerEngine> {
     let ci = std::env::var_os("CI").is_some();
     let why = match DockerEngine::connect_local() {
         Ok(engine) => match engine.ping().await {
